@@ -1,0 +1,152 @@
+"""The stored form of a sample, its canonical JSON and its content hash.
+
+A sample is either an instruction-style task (``instruction``, optional ``input``,
+``output``, optional ``system`` and ``history``) or a conversation (``messages``: a list
+of ``{"role", "content", ...}`` with role in system/user/assistant/tool and any extra
+keys of the source kept on the message). Each text has exactly one home: a column here.
+``extra`` holds the source record's unmapped fields with their JSON types; ``layout``
+holds what is needed to write the record back in its source format (key order, original
+role names, which optional keys were absent) and never any text.
+
+The canonical JSON of a sample is its content plus the training-relevant metadata, with
+no ids, timestamps, authors, file paths or layout; ``row_hash`` is its SHA-256. These
+feed the version's content hash (see ``versions.py``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+TEXT_COLUMNS = ["system", "instruction", "input", "output"]
+JSON_COLUMNS = ["history", "messages", "lineage", "extra", "layout"]
+META_COLUMNS = ["source", "source_row", "license", "task_type", "language", "difficulty",
+                "quality_score", "policy_domain", "tags", "annotator_ids"]
+# Columns a caller supplies for a new sample (sample_id, versions and hash are assigned).
+CONTENT_COLUMNS = ["kind", *TEXT_COLUMNS, "history", "messages", *META_COLUMNS,
+                   "lineage", "extra", "layout"]
+HASHED_META = ["license", "task_type", "language", "difficulty", "quality_score",
+               "policy_domain", "tags"]
+
+ARROW_SCHEMA = pa.schema([
+    ("kind", pa.string()),
+    ("system", pa.string()), ("instruction", pa.string()), ("input", pa.string()),
+    ("output", pa.string()),
+    ("history", pa.string()), ("messages", pa.string()),
+    ("source", pa.string()), ("source_row", pa.int64()), ("license", pa.string()),
+    ("task_type", pa.string()), ("language", pa.string()), ("difficulty", pa.string()),
+    ("quality_score", pa.float64()), ("policy_domain", pa.string()),
+    ("tags", pa.list_(pa.string())), ("annotator_ids", pa.list_(pa.string())),
+    ("lineage", pa.string()), ("extra", pa.string()), ("layout", pa.string()),
+    ("row_hash", pa.string()),
+])
+
+
+def dumps(obj: Any) -> str:
+    """Canonical JSON text: sorted keys, no spaces, UTF-8 kept (not \\u-escaped)."""
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass
+class Sample:
+    """One sample as the layers above exchange it (JSON columns already decoded).
+
+    ``sample_id`` is None for a sample not yet stored.
+    """
+
+    kind: str = "instruction"
+    system: str | None = None
+    instruction: str | None = None
+    input: str | None = None
+    output: str | None = None
+    history: list | None = None
+    messages: list | None = None
+    source: str | None = None
+    source_row: int | None = None
+    license: str | None = None
+    task_type: str | None = None
+    language: str | None = None
+    difficulty: str | None = None
+    quality_score: float | None = None
+    policy_domain: str | None = None
+    tags: list[str] | None = None
+    annotator_ids: list[str] | None = None
+    lineage: dict | None = None
+    extra: dict | None = None
+    layout: dict | None = None
+    sample_id: int | None = None
+    row_hash: str | None = None
+
+    def to_row(self) -> dict:
+        """Stored row: JSON columns encoded, ``row_hash`` computed."""
+        row = {c: getattr(self, c) for c in CONTENT_COLUMNS}
+        for c in JSON_COLUMNS:
+            if row[c] is not None:
+                row[c] = json.dumps(row[c], ensure_ascii=False)
+        row["row_hash"] = row_hash(row)
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Sample":
+        d = {k: row.get(k) for k in (*CONTENT_COLUMNS, "sample_id", "row_hash")}
+        for c in JSON_COLUMNS:
+            if isinstance(d[c], str):
+                d[c] = json.loads(d[c])
+        if d.get("quality_score") is not None:
+            d["quality_score"] = float(d["quality_score"])
+        return cls(**d)
+
+    def turns(self) -> list[dict]:
+        """The sample as a list of ``{"role", "content"}`` turns (system first if any).
+
+        Instruction samples give system, history pairs, then the user turn
+        (instruction, plus the input after a blank line when the input is not blank) and
+        the assistant turn when ``output`` is not None. Blank means missing, null, ``""``
+        or only whitespace: all four mean "no input".
+        """
+        if self.kind == "conversation":
+            return [{"role": m.get("role"), "content": m.get("content")} for m in (self.messages or [])]
+        out = []
+        if self.system:
+            out.append({"role": "system", "content": self.system})
+        for pair in self.history or []:
+            out.append({"role": "user", "content": pair[0]})
+            out.append({"role": "assistant", "content": pair[1]})
+        user = self.instruction or ""
+        if self.input is not None and self.input.strip():
+            user = f"{user}\n\n{self.input}"
+        out.append({"role": "user", "content": user})
+        if self.output is not None:
+            out.append({"role": "assistant", "content": self.output})
+        return out
+
+
+def canonical(row: dict) -> dict:
+    """The hashed form of a stored row (JSON columns as text or decoded)."""
+    def dec(v):
+        return json.loads(v) if isinstance(v, str) else v
+    obj: dict[str, Any] = {"kind": row["kind"]}
+    for c in TEXT_COLUMNS:
+        if row.get(c) is not None:
+            obj[c] = row[c]
+    for c in ("history", "messages", "extra"):
+        if row.get(c) is not None:
+            obj[c] = dec(row[c])
+    meta = {c: row.get(c) for c in HASHED_META if row.get(c) not in (None, [])}
+    if meta:
+        obj["meta"] = meta
+    return obj
+
+
+def row_hash(row: dict) -> str:
+    """Hex SHA-256 of :func:`canonical` serialized by :func:`dumps`."""
+    return hashlib.sha256(dumps(canonical(row)).encode("utf-8")).hexdigest()
+
+
+def rows_to_arrow(rows: list[dict]) -> pa.Table:
+    """Build the bulk-insert table from stored rows (as given by ``Sample.to_row``)."""
+    cols = {name: [r.get(name) for r in rows] for name in ARROW_SCHEMA.names}
+    return pa.table(cols, schema=ARROW_SCHEMA)

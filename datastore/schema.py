@@ -1,0 +1,96 @@
+"""DuckDB schema of a workspace and its forward migrations.
+
+Design (ARCHITECTURE.md section 2): samples are stored as revision rows with a
+valid-from / valid-to range of version numbers (a type-2 slowly changing dimension).
+Version ``v`` of a dataset is the rows with ``valid_from <= v < valid_to``; a commit
+closes the changed rows (``valid_to = v``) and appends their new revisions, so it costs
+in proportion to the change, not to the dataset.
+"""
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+OPEN_END = 2_147_483_647  # valid_to of a revision that is still current (INT32 max)
+
+DDL = [
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    "CREATE SEQUENCE IF NOT EXISTS dataset_ids START 1",
+    "CREATE SEQUENCE IF NOT EXISTS audit_ids START 1",
+    "CREATE SEQUENCE IF NOT EXISTS quarantine_ids START 1",
+    """CREATE TABLE IF NOT EXISTS datasets (
+        dataset_id INTEGER PRIMARY KEY,
+        name VARCHAR UNIQUE NOT NULL,
+        kind VARCHAR NOT NULL DEFAULT 'sft',      -- 'sft' | 'staging'
+        description VARCHAR,
+        created_by VARCHAR, created_at TIMESTAMP,
+        next_sample_id BIGINT NOT NULL DEFAULT 1,
+        head INTEGER NOT NULL DEFAULT 0           -- number of the latest version (0: none)
+    )""",
+    """CREATE TABLE IF NOT EXISTS versions (
+        version_id VARCHAR PRIMARY KEY,           -- 12 hex chars
+        dataset_id INTEGER NOT NULL,
+        number INTEGER NOT NULL,
+        parent_id VARCHAR,
+        author VARCHAR NOT NULL, message VARCHAR, created_at TIMESTAMP NOT NULL,
+        content_hash VARCHAR NOT NULL,           -- hex SHA-256 of (multiset sum, count)
+        hash_sum VARCHAR NOT NULL,               -- hex of the sum of sample hashes mod 2^256
+        n_samples BIGINT NOT NULL, n_added BIGINT, n_removed BIGINT, n_modified BIGINT,
+        operation JSON,
+        UNIQUE (dataset_id, number)
+    )""",
+    """CREATE TABLE IF NOT EXISTS tags (
+        dataset_id INTEGER NOT NULL, tag VARCHAR NOT NULL, version_id VARCHAR NOT NULL,
+        created_by VARCHAR, created_at TIMESTAMP, PRIMARY KEY (dataset_id, tag)
+    )""",
+    """CREATE TABLE IF NOT EXISTS samples (
+        dataset_id INTEGER NOT NULL,
+        sample_id BIGINT NOT NULL,
+        valid_from INTEGER NOT NULL,
+        valid_to INTEGER NOT NULL,
+        row_hash VARCHAR NOT NULL,                -- hex SHA-256 of the canonical JSON
+        kind VARCHAR NOT NULL,                    -- 'instruction' | 'conversation'
+        system VARCHAR, instruction VARCHAR, input VARCHAR, output VARCHAR,
+        history JSON, messages JSON,
+        source VARCHAR, source_row BIGINT, license VARCHAR, task_type VARCHAR,
+        language VARCHAR, difficulty VARCHAR, quality_score DOUBLE, policy_domain VARCHAR,
+        tags VARCHAR[], annotator_ids VARCHAR[], lineage JSON,
+        extra JSON, layout JSON
+    )""",
+    """CREATE TABLE IF NOT EXISTS audit_log (
+        audit_id BIGINT PRIMARY KEY, at TIMESTAMP NOT NULL, user_name VARCHAR NOT NULL,
+        action VARCHAR NOT NULL, target VARCHAR, details JSON
+    )""",
+    """CREATE TABLE IF NOT EXISTS quarantine (
+        quarantine_id BIGINT PRIMARY KEY, dataset_id INTEGER, import_id VARCHAR,
+        file VARCHAR, row_number BIGINT, line_number BIGINT, field VARCHAR, reason VARCHAR,
+        raw VARCHAR, created_at TIMESTAMP, created_by VARCHAR
+    )""",
+    """CREATE TABLE IF NOT EXISTS users (
+        name VARCHAR PRIMARY KEY, role VARCHAR NOT NULL, password_hash VARCHAR,
+        created_at TIMESTAMP
+    )""",
+    """CREATE TABLE IF NOT EXISTS jobs (
+        job_id VARCHAR PRIMARY KEY, kind VARCHAR, status VARCHAR, created_by VARCHAR,
+        created_at TIMESTAMP, updated_at TIMESTAMP, params JSON, result JSON, dir VARCHAR
+    )""",
+]
+
+
+def ensure_schema(conn) -> None:
+    """Create the tables if missing and record :data:`SCHEMA_VERSION`.
+
+    Raises:
+        WorkbenchError: the file was written by a newer release (schema version higher).
+    """
+    from .errors import WorkbenchError
+
+    conn.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row and int(row[0]) > SCHEMA_VERSION:
+        raise WorkbenchError(
+            f"this workspace has schema version {row[0]}, newer than this release supports "
+            f"({SCHEMA_VERSION}); upgrade Instruction Workbench to open it")
+    if row and int(row[0]) == SCHEMA_VERSION:
+        return
+    for stmt in DDL:
+        conn.execute(stmt)
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])

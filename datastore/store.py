@@ -1,0 +1,119 @@
+"""Opening a workspace's DuckDB file, with the one-writer rule made explicit.
+
+DuckDB lets one process hold a database file; a second process cannot open it at all,
+even read-only, while the first holds it (ARCHITECTURE.md section 2). Our rule: **every
+process opens the file briefly, does its work in one transaction and closes it**. The
+Streamlit app opens per page render, ``wb`` per command, background jobs only to commit
+their results. A process that finds the file held retries with a bounded wait
+(``timeout_s``, default 8 s so a command always answers within 10 s) and then raises
+:class:`StoreLocked` naming the holder's command line and PID.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from pathlib import Path
+
+import duckdb
+
+from .errors import StoreLocked
+from .schema import ensure_schema
+
+DB_NAME = "workbench.duckdb"
+DEFAULT_TIMEOUT_S = 8.0
+_PID_RE = re.compile(r"PID (\d+)")
+
+
+def default_workspace() -> Path:
+    """``$WB_WORKSPACE`` if set, else ``./workspace``."""
+    return Path(os.environ.get("WB_WORKSPACE", "workspace"))
+
+
+def _describe_pid(pid: int) -> str:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        cmd = "unknown process"
+    return f"'{cmd[:160]}' (PID {pid})"
+
+
+def holder_from_error(msg: str) -> str:
+    """Turn DuckDB's lock error text into 'command line (PID n)'."""
+    m = _PID_RE.search(msg)
+    return _describe_pid(int(m.group(1))) if m else "another process"
+
+
+class Store:
+    """A workspace: a folder with one DuckDB file plus job and run folders.
+
+    Use as a context manager; the connection is closed on exit. ``Store.open`` creates
+    the folder and schema when missing.
+
+    Args:
+        workspace: the workspace folder.
+        timeout_s: how long to retry while another process holds the file.
+        read_only: open without write intent (DuckDB still takes the file lock).
+
+    Raises:
+        StoreLocked: the file stayed held for ``timeout_s``.
+    """
+
+    def __init__(self, workspace: str | Path | None = None, *, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 read_only: bool = False, create: bool = True):
+        self.workspace = Path(workspace) if workspace else default_workspace()
+        self.path = self.workspace / DB_NAME
+        if create:
+            self.workspace.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            from .errors import NotFound
+            raise NotFound(f"no workspace at {self.workspace} (run 'wb init' first)")
+        deadline = time.monotonic() + timeout_s
+        delay = 0.05
+        start = time.monotonic()
+        while True:
+            try:
+                self.conn = duckdb.connect(str(self.path), read_only=read_only and self.path.exists())
+                break
+            except duckdb.IOException as e:  # lock held by another process
+                msg = str(e)
+                if "lock" not in msg.lower():
+                    raise
+                if time.monotonic() >= deadline:
+                    raise StoreLocked(str(self.path), holder_from_error(msg),
+                                      time.monotonic() - start) from None
+                time.sleep(delay)
+                delay = min(delay * 1.5, 0.5)
+        self.conn.execute("SET preserve_insertion_order = false")
+        if not read_only:
+            ensure_schema(self.conn)
+
+    # context management -------------------------------------------------
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """One DuckDB transaction: commit on success, roll back on any exception."""
+        self.conn.execute("BEGIN TRANSACTION")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    # folders ------------------------------------------------------------
+    def subdir(self, name: str) -> Path:
+        d = self.workspace / name
+        d.mkdir(parents=True, exist_ok=True)
+        return d
