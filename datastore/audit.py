@@ -19,7 +19,7 @@ def record(conn, user: str, action: str, target: str | None = None, details: dic
 
 def entries(store, limit: int = 100, action: str | None = None) -> list[dict]:
     """Newest first: ``[{"at", "user", "action", "target", "details"}]``."""
-    sql = "SELECT at, user_name, action, target, details FROM audit_log"
+    sql = 'SELECT "at", user_name, action, target, details FROM audit_log'
     params: list = []
     if action:
         sql += " WHERE action = ?"

@@ -56,7 +56,7 @@ DDL = [
         extra JSON, layout JSON
     )""",
     """CREATE TABLE IF NOT EXISTS audit_log (
-        audit_id BIGINT PRIMARY KEY, at TIMESTAMP NOT NULL, user_name VARCHAR NOT NULL,
+        audit_id BIGINT PRIMARY KEY, "at" TIMESTAMP NOT NULL, user_name VARCHAR NOT NULL,
         action VARCHAR NOT NULL, target VARCHAR, details JSON
     )""",
     """CREATE TABLE IF NOT EXISTS quarantine (

@@ -177,7 +177,7 @@ def commit(store, name: str, *, author: str, message: str,
            remove: list[int] | None = None,
            operation: dict | None = None,
            create: bool = False, kind: str = "sft",
-           allow_empty: bool = False) -> Version:
+           allow_empty: bool = False, on_commit=None) -> Version:
     """Commit a new version of dataset ``name`` from its head.
 
     Args:
@@ -189,6 +189,8 @@ def commit(store, name: str, *, author: str, message: str,
         operation: machine-readable description (e.g. ``{"op": "import", "file": ...}``).
         create: create the dataset (of ``kind``) if it does not exist.
         allow_empty: commit even if nothing changed.
+        on_commit: ``f(conn, dataset)`` called inside the same transaction, for writes
+            that must land together with the version (quarantine rows, adjudications).
 
     Cost is proportional to ``len(add) + len(update) + len(remove)``: closing changed
     revisions touches only their rows; the content hash is updated incrementally.
@@ -283,6 +285,8 @@ def commit(store, name: str, *, author: str, message: str,
              content_hash(hsum, count), f"{hsum:064x}", count, n_added, len(remove), len(update),
              json.dumps(operation, ensure_ascii=False, default=str) if operation else None])
         conn.execute("UPDATE datasets SET head = ? WHERE dataset_id = ?", [n, ds.dataset_id])
+        if on_commit is not None:
+            on_commit(conn, ds)
         audit.record(conn, author, "version.commit", f"{name}@v{n}",
                      {"version_id": vid, "message": message, "added": n_added, "removed": len(remove),
                       "modified": len(update), "operation": operation})

@@ -1,0 +1,217 @@
+"""Import and export of datasets in the formats users bring.
+
+Registries: ``SCHEMAS`` (record schemas: alpaca, sharegpt, messages, self-instruct) and
+``CONTAINERS`` (json, jsonl, csv, parquet, hf). ``wb import`` detects both from the
+content; ``wb export --format`` takes ``alpaca``, ``sharegpt``, ``messages``,
+``self-instruct`` (a schema, written as JSON, or JSON Lines when the path ends in
+``.jsonl``) or ``csv``, ``parquet``, ``hf`` (a container; each record keeps the
+schema it was imported in).
+
+An import is atomic by default: any bad record raises :class:`FormatError` naming the
+file, row or line, and field, and nothing is written. With ``quarantine=True`` the good
+records are committed and each bad one is kept with its reason (``wb quarantine``).
+"""
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from datastore import FormatError, Sample, Store, WorkbenchError
+from datastore import quarantine as Q
+from datastore import versions as V
+from datastore.samples import rows_to_arrow
+
+from . import containers as C
+from .alpaca import AlpacaSchema, resolve_mapping
+from .base import ImportContext, RecordSchema, RowError
+from .messages import MessagesSchema
+from .self_instruct import SelfInstructSchema
+from .sharegpt import ShareGPTSchema
+
+SCHEMAS: dict[str, type[RecordSchema]] = {
+    "sharegpt": ShareGPTSchema,
+    "messages": MessagesSchema,
+    "self-instruct": SelfInstructSchema,
+    "alpaca": AlpacaSchema,
+}
+CONTAINERS = ("json", "jsonl", "csv", "parquet", "hf")
+EXPORT_FORMATS = ("alpaca", "sharegpt", "messages", "self-instruct", "csv", "parquet", "hf")
+MAX_WARNINGS_KEPT = 1000
+
+
+@dataclass
+class ImportReport:
+    """What an import did. ``warnings`` are ``{"row", "line", "message"}``."""
+    dataset: str
+    file: str
+    container: str
+    schema: str
+    imported: int
+    quarantined: int
+    trainable: int
+    version: int | None = None
+    version_id: str | None = None
+    content_hash: str | None = None
+    warnings: list[dict] = field(default_factory=list)
+    n_warnings: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def detect_schema(keys: set[str]) -> str:
+    for name, cls in SCHEMAS.items():
+        if cls.matches(keys):
+            return name
+    raise WorkbenchError(f"cannot tell the record format from the fields {sorted(keys)[:12]}; "
+                         "pass --format and --map instruction=COLUMN,output=COLUMN")
+
+
+def parse_file(path: str | Path, *, fmt: str | None = None, mapping: dict[str, str] | None = None,
+               merge_same_role: bool = False, source: str | None = None, license: str | None = None,
+               progress: Callable[[int], None] | None = None):
+    """Read and parse a file without touching the store.
+
+    Returns ``(report, rows, bad)``: the stored rows of good records, and the bad ones as
+    ``{"row", "line", "field", "reason", "raw"}``.
+
+    Raises:
+        FormatError: the file cannot be read at all (empty, not valid JSON at line N,
+            no records).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FormatError("no such file or folder", file=str(path))
+    fmt_container = fmt if fmt in CONTAINERS else None
+    fmt_schema = fmt if fmt in SCHEMAS else None
+    if fmt and not (fmt_container or fmt_schema):
+        raise WorkbenchError(f"unknown format '{fmt}'; choose from {', '.join(list(SCHEMAS) + list(CONTAINERS))}")
+    container = fmt_container or C.sniff(path)
+    records = list(C.read_records(path, container))
+    if not records:
+        raise FormatError("contains 0 records; nothing to import", file=str(path))
+    keys: set[str] = set()
+    for r in records:
+        if isinstance(r.value, dict):
+            keys.update(r.value.keys())
+    schema_name = fmt_schema or detect_schema(keys)
+    schema = SCHEMAS[schema_name]()
+    ctx = ImportContext(file=str(path), merge_same_role=merge_same_role, keys_seen=keys,
+                        source=source or path.name, license=license)
+    if schema_name == "alpaca":
+        ctx.mapping = resolve_mapping(keys, mapping)
+        if "instruction" not in ctx.mapping:
+            raise FormatError("no instruction column found; map one with --map instruction=COLUMN",
+                              file=str(path))
+    rows, bad, warnings = [], [], []
+    trainable = n_warn = 0
+    for i, r in enumerate(records):
+        if progress and i % 10000 == 0:
+            progress(i)
+        if r.error:
+            bad.append({"row": r.row, "line": r.line, "field": None, "reason": r.error, "raw": r.raw})
+            continue
+        if not isinstance(r.value, dict):
+            bad.append({"row": r.row, "line": r.line, "field": None,
+                        "reason": f"a record must be a JSON object, got {type(r.value).__name__}",
+                        "raw": json.dumps(r.value, ensure_ascii=False)[:10000]})
+            continue
+        try:
+            parsed = schema.parse(r.value, ctx)
+        except RowError as e:
+            bad.append({"row": r.row, "line": r.line, "field": e.field, "reason": e.reason,
+                        "raw": r.raw or json.dumps(r.value, ensure_ascii=False)})
+            continue
+        s = parsed.sample
+        s.source, s.source_row, s.license = ctx.source, r.row, license
+        rows.append(s.to_row())
+        trainable += parsed.trainable
+        for w in parsed.warnings:
+            n_warn += 1
+            if len(warnings) < MAX_WARNINGS_KEPT:
+                warnings.append({"row": r.row, "line": r.line, "message": w})
+    rep = ImportReport(dataset="", file=str(path), container=container, schema=schema_name,
+                       imported=len(rows), quarantined=len(bad), trainable=trainable,
+                       warnings=warnings, n_warnings=n_warn)
+    return rep, rows, bad
+
+
+def import_file(workspace: str | Path, path: str | Path, dataset: str, *, user: str,
+                fmt: str | None = None, quarantine: bool = False, mapping: dict[str, str] | None = None,
+                merge_same_role: bool = False, license: str | None = None, kind: str = "sft",
+                message: str | None = None, progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Import a file as a new version of ``dataset`` (created if missing).
+
+    Raises:
+        FormatError: a bad record without ``quarantine`` (the first one, with file, row or
+            line, and field; the message counts the others), or nothing importable.
+    """
+    rep, rows, bad = parse_file(path, fmt=fmt, mapping=mapping, merge_same_role=merge_same_role,
+                                license=license, progress=progress)
+    rep.dataset = dataset
+    if bad and not quarantine:
+        b = bad[0]
+        more = f" ({len(bad) - 1} more bad record(s); use --quarantine to import the good ones)" if len(bad) > 1 else ""
+        raise FormatError(b["reason"] + more, file=str(path), row=b["row"], line=b["line"], field=b["field"])
+    if not rows:
+        raise FormatError(f"no valid records ({len(bad)} bad); nothing imported", file=str(path))
+    import_id = secrets.token_hex(6)
+    op = {"op": "import", "file": str(path), "container": rep.container, "schema": rep.schema,
+          "records": rep.imported, "quarantined": rep.quarantined, "import_id": import_id}
+    with Store(workspace) as st:
+        def on_commit(conn, ds):
+            if bad:
+                Q.add(conn, dataset_id=ds.dataset_id, import_id=import_id, file=str(path), items=bad, user=user)
+        v = V.commit(st, dataset, author=user, message=message or f"import {Path(path).name}",
+                     add=rows_to_arrow(rows), operation=op, create=True, kind=kind, on_commit=on_commit)
+    rep.version, rep.version_id, rep.content_hash = v.number, v.version_id, v.content_hash
+    return rep
+
+
+def to_records(samples, fmt: str) -> list[dict]:
+    """Dump samples as records of schema ``fmt``, or of each sample's own schema when
+    ``fmt`` is a container (csv, parquet, hf)."""
+    out = []
+    for s in samples:
+        name = fmt if fmt in SCHEMAS else (s.layout or {}).get("schema") or (
+            "alpaca" if s.kind == "instruction" else "messages")
+        out.append(SCHEMAS[name]().dump(s))
+    return out
+
+
+def export_version(workspace: str | Path, dataset: str, version: str | int | None, fmt: str,
+                   out: str | Path) -> dict:
+    """Write one version to ``out``. Returns ``{"path", "records", "version", "content_hash"}``.
+
+    Raises:
+        WorkbenchError: unknown format. NotFound: unknown dataset or version.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise WorkbenchError(f"unknown export format '{fmt}'; choose from {', '.join(EXPORT_FORMATS)}")
+    out = Path(out)
+    with Store(workspace) as st:
+        v = V.resolve(st, dataset, version)
+        samples = list(V.iter_samples(st, v))
+    records = to_records(samples, fmt)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    if fmt in SCHEMAS:
+        lines = out.suffix == ".jsonl" or (fmt == "messages" and out.suffix != ".json")
+        C.write_json(records, tmp, lines=lines)
+    elif fmt == "csv":
+        C.write_csv(records, tmp)
+    elif fmt == "parquet":
+        C.write_parquet(records, tmp)
+    elif fmt == "hf":
+        import shutil
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        C.write_hf(records, tmp)
+        if out.exists():
+            shutil.rmtree(out)
+    tmp.rename(out)
+    return {"path": str(out), "records": len(records), "dataset": dataset, "version": v.number,
+            "version_id": v.version_id, "content_hash": v.content_hash}

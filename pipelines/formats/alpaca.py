@@ -1,0 +1,133 @@
+"""Alpaca records and any table with a column mapping.
+
+Alpaca (Taori et al. 2023, tatsu-lab/stanford_alpaca): ``instruction``, ``input``,
+``output``, optional ``system`` and ``history`` (a list of ``[user, assistant]`` pairs,
+as LLaMA-Factory's alpaca format). Other tables map their columns onto these fields,
+e.g. OpenOrca's ``system_prompt``/``question``/``response``, XSTest's ``prompt`` or
+Self-Instruct's ``response``: by an explicit ``--map`` or by the first synonym present.
+
+``input`` missing, null, ``""`` and whitespace-only all mean "no input" when rendering,
+and each is written back exactly as it came (the layout records which keys were
+present). A table with an ``output`` column must have it, as text, in every row; a
+table with none is imported as prompts (instruction only, valid for generation and
+review, not trainable as they stand).
+"""
+from __future__ import annotations
+
+from datastore.samples import Sample
+
+from .base import ImportContext, Parsed, RecordSchema, RowError, ordered_record, want_text
+
+FIELDS = ("instruction", "input", "output", "system", "history")
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "instruction": ("instruction", "prompt", "question", "query", "instruct"),
+    "input": ("input", "context"),
+    "output": ("output", "response", "completion", "answer"),
+    "system": ("system", "system_prompt"),
+    "history": ("history",),
+}
+
+
+def resolve_mapping(keys: set[str], explicit: dict[str, str] | None = None) -> dict[str, str]:
+    """Canonical field -> source column: ``explicit`` entries first, then the first
+    synonym present in ``keys`` (a column is used for at most one field)."""
+    mapping = dict(explicit or {})
+    used = set(mapping.values())
+    for f in FIELDS:
+        if f in mapping:
+            continue
+        for syn in SYNONYMS[f]:
+            if syn in keys and syn not in used:
+                mapping[f] = syn
+                used.add(syn)
+                break
+    return mapping
+
+
+class AlpacaSchema(RecordSchema):
+    name = "alpaca"
+    description = "Alpaca instruction/input/output (and any table with a column mapping)"
+
+    @classmethod
+    def matches(cls, keys: set[str]) -> bool:
+        return bool(resolve_mapping(keys).get("instruction"))
+
+    def parse(self, rec: dict, ctx: ImportContext) -> Parsed:
+        m = ctx.mapping
+        if "instruction" not in m:
+            raise RowError(None, "no instruction column: map one with --map instruction=COLUMN")
+        instr = want_text(rec, m["instruction"], field=m["instruction"], required=True)
+        out_key = m.get("output")
+        output = None
+        if out_key is not None:
+            output = want_text(rec, out_key, field=out_key, required=True, allow_null=False)
+        inp = want_text(rec, m["input"], field=m["input"]) if "input" in m else None
+        system = want_text(rec, m["system"], field=m["system"]) if "system" in m else None
+        history = None
+        if "history" in m and rec.get(m["history"]) is not None:
+            history = rec[m["history"]]
+            ok = isinstance(history, list) and all(
+                isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in history)
+            if not ok:
+                raise RowError(m["history"], "history must be a list of [user, assistant] text pairs")
+        mapped = set(m.values())
+        extra = {k: v for k, v in rec.items() if k not in mapped}
+        layout = {"schema": self.name, "keys": list(rec.keys())}
+        renamed = {f: k for f, k in m.items() if f != k}
+        if renamed:
+            layout["map"] = renamed
+        nulls = [k for k in (m.get("input"), m.get("system"), m.get("history")) if k and k in rec and rec[k] is None]
+        if nulls:
+            layout["nulls"] = nulls
+        s = Sample(kind="instruction", instruction=instr, input=inp, output=output, system=system,
+                   history=history, extra=extra or None, layout=layout)
+        warnings = [] if output is not None else ["prompt only: no output"]
+        return Parsed(s, warnings, trainable=output is not None)
+
+    def dump(self, s: Sample) -> dict:
+        lay = s.layout or {}
+        if s.kind != "instruction":
+            return _conversation_to_alpaca(s)
+        same = lay.get("schema") == self.name
+        keymap = {f: f for f in FIELDS}
+        if same:
+            keymap.update(lay.get("map", {}))
+        keys = lay.get("keys", []) if same else ["instruction", "input", "output"]
+        nulls = set(lay.get("nulls", [])) if same else set()
+        values: dict = {}
+        for f in FIELDS:
+            k = keymap[f]
+            v = getattr(s, f)
+            if v is not None:
+                values[k] = v
+            elif k in nulls or (not same and f in ("input",)):
+                values[k] = None if same else ""
+        if not same and s.output is None:
+            values.pop("output", None)
+        return ordered_record(keys, values, s.extra if same else None)
+
+
+def _conversation_to_alpaca(s: Sample) -> dict:
+    """A conversation as Alpaca: system, earlier pairs as history, the last user turn as
+    the instruction and the last assistant turn (if it ends the conversation) as output."""
+    turns = [t for t in (s.messages or [])]
+    system = s.system
+    if turns and turns[0].get("role") == "system":
+        system = turns[0].get("content")
+        turns = turns[1:]
+    output = None
+    if turns and turns[-1].get("role") == "assistant":
+        output = turns[-1].get("content")
+        turns = turns[:-1]
+    instr = turns[-1].get("content") if turns else ""
+    hist_turns = turns[:-1]
+    history = [[hist_turns[i].get("content"), hist_turns[i + 1].get("content")]
+               for i in range(0, len(hist_turns) - 1, 2)]
+    rec: dict = {"instruction": instr, "input": ""}
+    if output is not None:
+        rec["output"] = output
+    if system:
+        rec["system"] = system
+    if history:
+        rec["history"] = history
+    return rec
