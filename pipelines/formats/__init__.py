@@ -91,21 +91,30 @@ def parse_file(path: str | Path, *, fmt: str | None = None, mapping: dict[str, s
         raise WorkbenchError(f"unknown format '{fmt}'; choose from {', '.join(list(SCHEMAS) + list(CONTAINERS))}")
     container = fmt_container or C.sniff(path)
     records = list(C.read_records(path, container))
+    return parse_records(records, file=str(path), container=container, schema_name=fmt_schema,
+                         mapping=mapping, merge_same_role=merge_same_role, source=source or path.name,
+                         license=license, progress=progress)
+
+
+def parse_records(records: list, *, file: str, container: str, schema_name: str | None = None,
+                  mapping: dict[str, str] | None = None, merge_same_role: bool = False,
+                  source: str | None = None, license: str | None = None,
+                  progress: Callable[[int], None] | None = None):
+    """Parse :class:`containers.RawRecord` items; see :func:`parse_file` for the result."""
     if not records:
-        raise FormatError("contains 0 records; nothing to import", file=str(path))
+        raise FormatError("contains 0 records; nothing to import", file=file)
     keys: set[str] = set()
     for r in records:
         if isinstance(r.value, dict):
             keys.update(r.value.keys())
-    schema_name = fmt_schema or detect_schema(keys)
+    schema_name = schema_name or detect_schema(keys)
     schema = SCHEMAS[schema_name]()
-    ctx = ImportContext(file=str(path), merge_same_role=merge_same_role, keys_seen=keys,
-                        source=source or path.name, license=license)
+    ctx = ImportContext(file=file, merge_same_role=merge_same_role, keys_seen=keys,
+                        source=source, license=license)
     if schema_name == "alpaca":
         ctx.mapping = resolve_mapping(keys, mapping)
         if "instruction" not in ctx.mapping:
-            raise FormatError("no instruction column found; map one with --map instruction=COLUMN",
-                              file=str(path))
+            raise FormatError("no instruction column found; map one with --map instruction=COLUMN", file=file)
     rows, bad, warnings = [], [], []
     trainable = n_warn = 0
     for i, r in enumerate(records):
@@ -133,7 +142,7 @@ def parse_file(path: str | Path, *, fmt: str | None = None, mapping: dict[str, s
             n_warn += 1
             if len(warnings) < MAX_WARNINGS_KEPT:
                 warnings.append({"row": r.row, "line": r.line, "message": w})
-    rep = ImportReport(dataset="", file=str(path), container=container, schema=schema_name,
+    rep = ImportReport(dataset="", file=file, container=container, schema=schema_name,
                        imported=len(rows), quarantined=len(bad), trainable=trainable,
                        warnings=warnings, n_warnings=n_warn)
     return rep, rows, bad
@@ -149,8 +158,25 @@ def import_file(workspace: str | Path, path: str | Path, dataset: str, *, user: 
         FormatError: a bad record without ``quarantine`` (the first one, with file, row or
             line, and field; the message counts the others), or nothing importable.
     """
-    rep, rows, bad = parse_file(path, fmt=fmt, mapping=mapping, merge_same_role=merge_same_role,
-                                license=license, progress=progress)
+    parsed = parse_file(path, fmt=fmt, mapping=mapping, merge_same_role=merge_same_role,
+                        license=license, progress=progress)
+    return commit_parsed(workspace, parsed, dataset, user=user, quarantine=quarantine, kind=kind,
+                         message=message or f"import {Path(path).name}")
+
+
+def import_dataset_object(workspace: str | Path, ds, dataset: str, *, user: str, **kw) -> ImportReport:
+    """Import a Hugging Face ``datasets.Dataset`` object (Python API); same rules as a file."""
+    records = [C.RawRecord(i, None, rec) for i, rec in enumerate(ds.to_list(), start=1)]
+    opts = {k: kw.pop(k) for k in ("quarantine", "kind", "message") if k in kw}
+    parsed = parse_records(records, file="<datasets.Dataset>", container="hf", source="<datasets.Dataset>", **kw)
+    return commit_parsed(workspace, parsed, dataset, user=user, **opts)
+
+
+def commit_parsed(workspace: str | Path, parsed, dataset: str, *, user: str, quarantine: bool = False,
+                  kind: str = "sft", message: str | None = None) -> ImportReport:
+    """Commit what :func:`parse_file` or :func:`parse_records` returned (one transaction)."""
+    rep, rows, bad = parsed
+    path = rep.file
     rep.dataset = dataset
     if bad and not quarantine:
         b = bad[0]
@@ -180,6 +206,15 @@ def to_records(samples, fmt: str) -> list[dict]:
             "alpaca" if s.kind == "instruction" else "messages")
         out.append(SCHEMAS[name]().dump(s))
     return out
+
+
+def export_dataset_object(workspace: str | Path, dataset: str, version: str | int | None = None,
+                          fmt: str = "alpaca"):
+    """One version as a ``datasets.Dataset`` of records in schema ``fmt`` (Python API)."""
+    from datasets import Dataset
+    with Store(workspace) as st:
+        samples = list(V.iter_samples(st, V.resolve(st, dataset, version)))
+    return Dataset.from_list(to_records(samples, fmt))
 
 
 def export_version(workspace: str | Path, dataset: str, version: str | int | None, fmt: str,

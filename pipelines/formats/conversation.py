@@ -28,7 +28,7 @@ def check_roles(roles: list[str]) -> list[str]:
             w.append(f"two consecutive '{r0}' turns at messages {i0} and {i1}")
     if body and body[-1][1] == "user":
         w.append(f"ends on a user turn at message {body[-1][0]} (prompt only)")
-    if not any(r == "assistant" for r in roles):
+    if not any(r == "assistant" for r in roles) and not (body and body[-1][1] == "user"):
         w.append("no assistant turn")
     return w
 

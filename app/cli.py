@@ -1,0 +1,281 @@
+"""The ``wb`` command line: a thin face over ``pipelines`` (no SQL, no business rules).
+
+Global options: ``--workspace DIR`` (default ``./workspace`` or ``$WB_WORKSPACE``) and
+``--user NAME`` (or ``$WB_USER``; before any user exists, commands act as the local admin).
+Every error is one line on stderr and a non-zero exit code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from datastore.errors import WorkbenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Instruction Workbench: curate instruction and chat datasets for SFT.")
+out = Console()
+err = Console(stderr=True)
+
+
+class State:
+    workspace: Path = Path("workspace")
+    user: Optional[str] = None
+
+
+state = State()
+
+
+@app.callback()
+def _main(workspace: Path = typer.Option(None, "--workspace", "-w", envvar="WB_WORKSPACE",
+                                         help="Workspace folder (default ./workspace)."),
+          user: str = typer.Option(None, "--user", "-u", envvar="WB_USER",
+                                   help="Act as this user (default: the local admin while no user exists).")):
+    state.workspace = workspace or Path("workspace")
+    state.user = user
+
+
+def _user() -> str:
+    from pipelines import workspace as W
+    return W.current_user(state.workspace, state.user)
+
+
+def _json(obj) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                    TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=err,
+                    transient=True)
+
+
+@app.command()
+def init():
+    """Create the workspace (folder and DuckDB file) if it does not exist."""
+    from pipelines import workspace as W
+    p = W.init_workspace(state.workspace)
+    out.print(f"workspace ready: {p}")
+
+
+@app.command("import")
+def import_(path: Path = typer.Argument(..., help="File or Hugging Face datasets folder."),
+            dataset: str = typer.Option(..., "--dataset", "-d"),
+            format: Optional[str] = typer.Option(None, "--format", "-f",
+                                                 help="alpaca|sharegpt|messages|self-instruct|json|jsonl|csv|parquet|hf (default: detected from the content)"),
+            quarantine: bool = typer.Option(False, "--quarantine", help="Import the good rows; keep bad ones with their reasons."),
+            map_: Optional[str] = typer.Option(None, "--map", help="Column mapping, e.g. instruction=question,output=response,system=system_prompt"),
+            merge_same_role: bool = typer.Option(False, "--merge-same-role", help="Join consecutive turns of the same role."),
+            license: Optional[str] = typer.Option(None, "--license", help="Licence of the file (SPDX id), kept per sample."),
+            staging: bool = typer.Option(False, "--staging", help="Create the dataset as a staging dataset."),
+            message: Optional[str] = typer.Option(None, "--message", "-m"),
+            as_json: bool = typer.Option(False, "--json")):
+    """Import a file as a new version of DATASET (atomic unless --quarantine)."""
+    from pipelines.formats import import_file
+    mapping = None
+    if map_:
+        mapping = {}
+        for part in map_.split(","):
+            if "=" not in part:
+                raise WorkbenchError(f"--map expects FIELD=COLUMN pairs, got '{part}'")
+            k, v = part.split("=", 1)
+            mapping[k.strip()] = v.strip()
+    with _progress() as prog:
+        task = prog.add_task(f"importing {path.name}", total=None)
+        rep = import_file(state.workspace, path, dataset, user=_user(), fmt=format, quarantine=quarantine,
+                          mapping=mapping, merge_same_role=merge_same_role, license=license,
+                          kind="staging" if staging else "sft", message=message,
+                          progress=lambda i: prog.update(task, completed=i))
+    if as_json:
+        return _json(rep.as_dict())
+    out.print(f"imported {rep.imported} samples into [bold]{dataset}[/] v{rep.version} "
+              f"({rep.schema} in {rep.container}); {rep.trainable} trainable as they stand; "
+              f"{rep.quarantined} quarantined; content hash {rep.content_hash[:12]}")
+    for w in rep.warnings[:20]:
+        err.print(f"warning: row {w['row']}: {w['message']}")
+    if rep.n_warnings > 20:
+        err.print(f"... {rep.n_warnings - 20} more warnings")
+
+
+@app.command()
+def export(dataset: str = typer.Option(..., "--dataset", "-d"),
+           version: Optional[str] = typer.Option(None, "--version", "-v", help="Number, tag or id (default: head)."),
+           format: str = typer.Option(..., "--format", "-f", help="alpaca|sharegpt|messages|self-instruct|csv|parquet|hf"),
+           out_path: Path = typer.Option(..., "--out", "-o"),
+           as_json: bool = typer.Option(False, "--json")):
+    """Export one version of a dataset."""
+    from pipelines.formats import export_version
+    with _progress() as prog:
+        prog.add_task(f"exporting {dataset}", total=None)
+        res = export_version(state.workspace, dataset, version, format, out_path)
+    if as_json:
+        return _json(res)
+    out.print(f"wrote {res['records']} records of {dataset} v{res['version']} to {res['path']}")
+
+
+@app.command()
+def datasets(as_json: bool = typer.Option(False, "--json")):
+    """List the datasets of the workspace."""
+    from pipelines import catalog
+    rows = catalog.list_datasets(state.workspace)
+    if as_json:
+        return _json(rows)
+    t = Table("name", "kind", "versions", "samples", "content hash", "updated")
+    for r in rows:
+        t.add_row(r["name"], r["kind"], str(r["versions"]), str(r["samples"]), r["content_hash"] or "",
+                  str(r["updated_at"])[:19])
+    out.print(t)
+
+
+@app.command()
+def log(dataset: str = typer.Option(..., "--dataset", "-d"), as_json: bool = typer.Option(False, "--json")):
+    """Versions of a dataset, newest first."""
+    from pipelines import catalog
+    vs = catalog.dataset_log(state.workspace, dataset)
+    if as_json:
+        return _json([v.as_dict() for v in vs])
+    t = Table("v", "id", "tags", "author", "when", "samples", "+", "-", "~", "message")
+    for v in vs:
+        t.add_row(str(v.number), v.version_id, ",".join(v.tags), v.author, str(v.created_at)[:19],
+                  str(v.n_samples), str(v.n_added), str(v.n_removed), str(v.n_modified), v.message or "")
+    out.print(t)
+
+
+@app.command()
+def diff(a: str = typer.Argument(..., help="Version A"), b: str = typer.Argument(..., help="Version B"),
+         dataset: str = typer.Option(..., "--dataset", "-d"), limit: int = typer.Option(5, "--limit"),
+         as_json: bool = typer.Option(False, "--json")):
+    """Row-level diff of version B against version A."""
+    from pipelines import catalog
+    d = catalog.version_diff(state.workspace, dataset, a, b, with_samples=limit)
+    if as_json:
+        return _json({"dataset": dataset, "a": d["a"].number, "b": d["b"].number,
+                      "added": d["added"], "removed": d["removed"], "modified": d["modified"]})
+    out.print(f"{dataset} v{d['a'].number} -> v{d['b'].number}: [green]+{len(d['added'])} added[/], "
+              f"[red]-{len(d['removed'])} removed[/], [yellow]~{len(d['modified'])} modified[/]")
+    for s in d["samples"]["added"]:
+        out.print(f"[green]+ #{s.sample_id}[/] {_preview(s)}")
+    for s in d["samples"]["removed"]:
+        out.print(f"[red]- #{s.sample_id}[/] {_preview(s)}")
+    for old, new in d["samples"]["modified"]:
+        out.print(f"[yellow]~ #{new.sample_id}[/] {_preview(old)}  ->  {_preview(new)}")
+
+
+def _preview(s, n: int = 80) -> str:
+    turns = s.turns()
+    txt = " | ".join(f"{t['role']}: {t['content']}" for t in turns if isinstance(t.get("content"), str))
+    txt = txt.replace("\n", " ")
+    return txt[:n] + ("..." if len(txt) > n else "")
+
+
+@app.command()
+def show(dataset: str = typer.Option(..., "--dataset", "-d"),
+         version: Optional[str] = typer.Option(None, "--version", "-v"),
+         limit: int = typer.Option(10, "--limit", "-n"), after: int = typer.Option(0, "--after", help="Show samples with id > AFTER."),
+         as_json: bool = typer.Option(False, "--json")):
+    """Show samples of a version (paged by sample id)."""
+    from pipelines import catalog
+    v, page = catalog.sample_page(state.workspace, dataset, version, after_id=after, limit=limit)
+    if as_json:
+        from dataclasses import asdict
+        return _json({"dataset": dataset, "version": v.number, "samples": [asdict(s) for s in page]})
+    out.print(f"[bold]{dataset}[/] v{v.number} ({v.n_samples} samples, hash {v.content_hash[:12]})")
+    for s in page:
+        out.rule(f"#{s.sample_id} {s.kind}" + (f" · {s.task_type}" if s.task_type else ""))
+        for t in s.turns():
+            c = t.get("content")
+            out.print(f"[bold cyan]{t['role']}[/]: {c if isinstance(c, str) else json.dumps(c)}")
+
+
+@app.command()
+def stats(dataset: str = typer.Option(..., "--dataset", "-d"),
+          version: Optional[str] = typer.Option(None, "--version", "-v"),
+          as_json: bool = typer.Option(False, "--json")):
+    """Counts for one version."""
+    from pipelines import catalog
+    s = catalog.version_stats(state.workspace, dataset, version)
+    if as_json:
+        return _json(s)
+    for k, v in s.items():
+        out.print(f"[bold]{k}[/]: {v}")
+
+
+@app.command()
+def tag(tag_name: str = typer.Argument(..., metavar="TAG"), dataset: str = typer.Option(..., "--dataset", "-d"),
+        version: Optional[str] = typer.Option(None, "--version", "-v")):
+    """Tag a version (default: head); a tag can name the version everywhere afterwards."""
+    from pipelines import catalog
+    v = catalog.tag_version(state.workspace, dataset, tag_name, version, user=_user())
+    out.print(f"tagged {dataset} v{v.number} ({v.version_id}) as '{tag_name}'")
+
+
+@app.command()
+def quarantine(dataset: Optional[str] = typer.Option(None, "--dataset", "-d"),
+               as_json: bool = typer.Option(False, "--json")):
+    """Rows that imports kept aside, with their reasons."""
+    from pipelines import workspace as W
+    rows = W.quarantined(state.workspace, dataset)
+    if as_json:
+        return _json(rows)
+    t = Table("dataset", "file", "row", "line", "field", "reason")
+    for r in rows:
+        t.add_row(r["dataset"] or "", Path(r["file"]).name, str(r["row"] or ""), str(r["line"] or ""),
+                  r["field"] or "", r["reason"])
+    out.print(t)
+    out.print(f"{len(rows)} quarantined row(s)")
+
+
+@app.command()
+def demo(small: bool = typer.Option(False, "--small", help="CI size: fewer prompts and training steps."),
+         seed: int = typer.Option(0, "--seed")):
+    """The main job end to end: import, generate, accept, merge, render, train, reload."""
+    from pipelines.demo import run_demo
+    res = run_demo(state.workspace, small=small, seed=seed, say=lambda m: out.print(m))
+    out.print(f"[bold green]demo finished in {res['elapsed_s']:.0f} s[/]; run card: {res['run_card']}")
+
+
+@app.command("demo-workspace")
+def demo_workspace():
+    """Create the demo workspace that `make run` opens (idempotent; no model needed)."""
+    from pipelines.demo import seed_demo_workspace
+    msg = seed_demo_workspace(state.workspace)
+    out.print(msg)
+
+
+@app.command()
+def job(action: str = typer.Argument(..., help="run"), job_dir: Path = typer.Argument(...)):
+    """Run a background job from its folder (used by the job launcher)."""
+    from pipelines import jobs
+    if action != "run":
+        raise WorkbenchError("usage: wb job run JOB_DIR")
+    jobs.run_job(job_dir)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except WorkbenchError as e:
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except (typer.Exit,) as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as e:  # click usage errors and the like
+        import click
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Shared fixtures: temporary workspaces and the real public data in ../shared/data."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("WB_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+
+
+def shared_file(rel: str) -> Path:
+    """A file under ../shared/data, or skip the test with the reason."""
+    p = SHARED_DATA / rel
+    if not p.exists():
+        pytest.skip(f"real data not available: {p} is absent (../shared/data is not beside this checkout)")
+    return p
+
+
+@pytest.fixture
+def tmp_workspace(tmp_path) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    return ws
