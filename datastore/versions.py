@@ -68,6 +68,12 @@ class Version:
 
 
 @dataclass
+class Staged:
+    """Rows already staged in a temp table of the same connection (``ingest.py``)."""
+    name: str
+
+
+@dataclass
 class Diff:
     """Row-level difference of version ``b`` against ``a`` (sample ids, ascending)."""
     a: Version
@@ -181,8 +187,9 @@ def commit(store, name: str, *, author: str, message: str,
     """Commit a new version of dataset ``name`` from its head.
 
     Args:
-        add: new samples as stored rows (``Sample.to_row()``) or an Arrow table with
-            :data:`samples.ARROW_SCHEMA` (``row_hash`` filled in).
+        add: new samples as stored rows (``Sample.to_row()``), an Arrow table with
+            :data:`samples.ARROW_SCHEMA` (``row_hash`` filled in), or :class:`Staged`
+            rows (a temp table from ``ingest.py``, ordered by ``source_row``).
         update: ``{sample_id: stored row}`` replacing those samples; a row whose hash is
             unchanged is ignored.
         remove: sample ids to drop.
@@ -256,7 +263,23 @@ def commit(store, name: str, *, author: str, message: str,
 
         # ----- additions
         n_added = 0
-        if add is not None:
+        if isinstance(add, Staged):
+            from .ingest import staged_hash_sum
+            add_sum, n_added = staged_hash_sum(conn, add.name)
+            if n_added:
+                first = conn.execute("SELECT next_sample_id FROM datasets WHERE dataset_id = ?",
+                                     [ds.dataset_id]).fetchone()[0]
+                cols = ", ".join(ARROW_SCHEMA.names)
+                conn.execute(
+                    f"INSERT INTO samples (dataset_id, sample_id, valid_from, valid_to, {cols}) "
+                    f"SELECT ?, ? + row_number() OVER (ORDER BY source_row) - 1, ?, ?, {cols} FROM {add.name}",
+                    [ds.dataset_id, first, n, OPEN_END])
+                conn.execute("UPDATE datasets SET next_sample_id = ? WHERE dataset_id = ?",
+                             [first + n_added, ds.dataset_id])
+                hsum += add_sum
+                count += n_added
+            conn.execute(f"DROP TABLE IF EXISTS {add.name}")
+        elif add is not None:
             t = add if isinstance(add, pa.Table) else rows_to_arrow(add)
             t = t.select(ARROW_SCHEMA.names).cast(ARROW_SCHEMA)
             n_added = t.num_rows
@@ -342,7 +365,7 @@ def read_arrow(store, version: Version) -> pa.Table:
     """The whole version as an Arrow table (for export and bulk stages), ordered by id."""
     return store.conn.execute(
         f"SELECT {SAMPLE_SELECT} FROM samples WHERE {_visible()} ORDER BY sample_id",
-        [version.dataset_id, version.number, version.number]).fetch_arrow_table()
+        [version.dataset_id, version.number, version.number]).to_arrow_table()
 
 
 def stats(store, version: Version) -> dict:

@@ -158,6 +158,12 @@ def import_file(workspace: str | Path, path: str | Path, dataset: str, *, user: 
         FormatError: a bad record without ``quarantine`` (the first one, with file, row or
             line, and field; the message counts the others), or nothing importable.
     """
+    if fmt in (None, "alpaca", "jsonl") and not mapping and not merge_same_role:
+        from .fast_alpaca import try_fast_import
+        rep = try_fast_import(workspace, Path(path), dataset, user=user, license=license, kind=kind,
+                              message=message, report_cls=ImportReport)
+        if rep is not None:
+            return rep
     parsed = parse_file(path, fmt=fmt, mapping=mapping, merge_same_role=merge_same_role,
                         license=license, progress=progress)
     return commit_parsed(workspace, parsed, dataset, user=user, quarantine=quarantine, kind=kind,
