@@ -14,6 +14,8 @@ import json
 
 import pyarrow as pa
 
+from .store import register
+
 # Canonical JSON of an instruction row with text columns only (keys in sorted order:
 # input, instruction, kind, meta, output, system; absent values omitted).
 _CANONICAL_SQL = """'{' ||
@@ -33,7 +35,7 @@ def stage_plain_instructions(conn, table: pa.Table, *, source: str, license: str
     cols = set(table.column_names)
     sys_col = "system" if "system" in cols else "NULL::VARCHAR AS system"
     inp_col = "input" if "input" in cols else "NULL::VARCHAR AS input"
-    conn.register("_arrow_in", table)
+    register(conn, "_arrow_in", table)
     conn.execute("SET preserve_insertion_order = true")
     try:
         conn.execute(f"""CREATE OR REPLACE TEMP TABLE _pre AS

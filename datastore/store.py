@@ -117,3 +117,13 @@ class Store:
         d = self.workspace / name
         d.mkdir(parents=True, exist_ok=True)
         return d
+
+
+def register(conn, name: str, obj) -> None:
+    """``conn.register`` that first completes any result left open by a ``fetchone``.
+
+    DuckDB 2.0 refuses ``register`` while a previous ``execute`` result is unfinished;
+    running (and fully fetching) a trivial statement closes it.
+    """
+    conn.execute("SELECT 1").fetchall()
+    conn.register(name, obj)

@@ -21,6 +21,7 @@ import pyarrow as pa
 from . import audit
 from .errors import Conflict, NotFound, WorkbenchError
 from .samples import ARROW_SCHEMA, Sample, rows_to_arrow
+from .store import register
 from .schema import OPEN_END
 
 MOD = 1 << 256
@@ -227,28 +228,21 @@ def commit(store, name: str, *, author: str, message: str,
         touched = sorted(set(remove) | set(update))
         old_hash: dict[int, str] = {}
         if touched:
-            ids = pa.table({"sample_id": pa.array(touched, pa.int64())})
-            conn.register("_touched", ids)
             old_hash = dict(conn.execute(
-                "SELECT s.sample_id, s.row_hash FROM samples s JOIN _touched t USING (sample_id) "
-                "WHERE s.dataset_id = ? AND s.valid_to = ?", [ds.dataset_id, OPEN_END]).fetchall())
+                "SELECT sample_id, row_hash FROM samples WHERE dataset_id = ? AND valid_to = ? "
+                "AND sample_id IN (SELECT unnest(?::BIGINT[]))", [ds.dataset_id, OPEN_END, touched]).fetchall())
             missing = [i for i in touched if i not in old_hash]
             if missing:
-                conn.unregister("_touched")
                 raise NotFound(f"dataset '{name}' has no sample(s) {missing[:10]} in its head version")
             # drop no-op updates
             for sid, row in list(update.items()):
                 if row["row_hash"] == old_hash[sid] and sid not in remove:
                     del update[sid]
             closing = sorted(set(remove) | set(update))
-            conn.unregister("_touched")
             if closing:
-                conn.register("_closing", pa.table({"sample_id": pa.array(closing, pa.int64())}))
                 conn.execute(
-                    "UPDATE samples SET valid_to = ? FROM _closing c WHERE samples.dataset_id = ? "
-                    "AND samples.sample_id = c.sample_id AND samples.valid_to = ?",
-                    [n, ds.dataset_id, OPEN_END])
-                conn.unregister("_closing")
+                    "UPDATE samples SET valid_to = ? WHERE dataset_id = ? AND valid_to = ? "
+                    "AND sample_id IN (SELECT unnest(?::BIGINT[]))", [n, ds.dataset_id, OPEN_END, closing])
         for sid in remove:
             hsum -= int(old_hash[sid], 16)
             count -= 1
@@ -296,7 +290,7 @@ def commit(store, name: str, *, author: str, message: str,
             raise Conflict(f"nothing to commit: dataset '{name}' would be unchanged")
         cols = ", ".join(ARROW_SCHEMA.names)
         for t in new_tables:
-            conn.register("_new", t)
+            register(conn, "_new", t)
             conn.execute(f"INSERT INTO samples (dataset_id, sample_id, valid_from, valid_to, {cols}) "
                          f"SELECT ?, sample_id, ?, ?, {cols} FROM _new", [ds.dataset_id, n, OPEN_END])
             conn.unregister("_new")
@@ -339,7 +333,7 @@ def get_samples(store, version: Version, sample_ids: list[int]) -> list[Sample]:
     """The given samples as they are in ``version`` (ids not in it are skipped)."""
     if not sample_ids:
         return []
-    store.conn.register("_ids", pa.table({"sample_id": pa.array(sorted(set(sample_ids)), pa.int64())}))
+    register(store.conn, "_ids", pa.table({"sample_id": pa.array(sorted(set(sample_ids)), pa.int64())}))
     try:
         rows = store.conn.execute(
             f"SELECT {', '.join('s.' + c for c in _SAMPLE_COLS)} FROM samples s JOIN _ids USING (sample_id) "
