@@ -259,6 +259,8 @@ def job(action: str = typer.Argument(..., help="run"), job_dir: Path = typer.Arg
 
 
 def main() -> None:
+    from datastore.store import answer_within
+    answer_within(9.5)
     try:
         app(standalone_mode=False)
     except WorkbenchError as e:

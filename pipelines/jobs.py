@@ -110,5 +110,7 @@ def _load_kinds() -> None:
 
 
 if __name__ == "__main__":
-    st = run_job(sys.argv[1])
+    # run through the package module, not __main__, so kinds register in one registry
+    from pipelines import jobs as _jobs
+    st = _jobs.run_job(sys.argv[1])
     sys.exit(0 if st["state"] == "succeeded" else 1)

@@ -1,0 +1,202 @@
+"""Helpers shared by the Streamlit pages: which workspace, errors as messages, samples as turns.
+
+No SQL here and no ``duckdb`` import: pages read through ``pipelines.catalog``, whose
+functions open the workspace's DuckDB file for one call and close it again, so the app
+never holds the file between renders (ARCHITECTURE.md section 2, "One writer").
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import streamlit as st
+
+from datastore import Sample, WorkbenchError, default_workspace
+from datastore.store import DB_NAME
+
+log = logging.getLogger("workbench.app")
+
+WORKSPACE_KEY = "workspace"
+# Longest text shown in full inside a turn; longer texts show this much and a
+# "show all" expander, so one 200K-character output does not swamp the page.
+PREVIEW_CHARS = 4000
+
+ROLE_AVATARS = {
+    "user": ":material/person:",
+    "assistant": ":material/smart_toy:",
+    "tool": ":material/build:",
+    "system": ":material/settings:",
+}
+
+BADGE_FIELDS = ["task_type", "language", "difficulty", "policy_domain"]
+NESTED_FIELDS = ["lineage", "extra"]
+META_FIELDS = ["source", "source_row", "license", "task_type", "language", "difficulty",
+               "quality_score", "policy_domain", "tags", "annotator_ids", "lineage", "extra"]
+
+
+# ---------------------------------------------------------------- workspace
+def workspace_from_args(argv: Sequence[str] | None = None) -> Path:
+    """The workspace folder: ``--workspace DIR`` among the script arguments (what follows
+    ``--`` in ``streamlit run app/Workbench.py -- --workspace DIR``), else ``$WB_WORKSPACE``,
+    else ``./workspace``. Unknown arguments are ignored."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--workspace", default=None)
+    args, _ = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    return Path(args.workspace) if args.workspace else default_workspace()
+
+
+def workspace() -> Path:
+    """This session's workspace, resolved once and kept in ``st.session_state``."""
+    if not st.session_state.get(WORKSPACE_KEY):
+        st.session_state[WORKSPACE_KEY] = str(workspace_from_args())
+    return Path(st.session_state[WORKSPACE_KEY])
+
+
+def workspace_exists(ws: Path) -> bool:
+    """True when the folder holds a workspace database (checked without opening it, so
+    browsing never creates an empty workspace by accident)."""
+    return (ws / DB_NAME).is_file()
+
+
+def require_workspace(ws: Path) -> None:
+    """Stop the page with a message when ``ws`` holds no workspace yet."""
+    if not workspace_exists(ws):
+        st.info(f"No workspace at `{ws}` yet. Create one with `wb --workspace {ws} init` or import "
+                "a dataset, or start the app with `-- --workspace DIR`.", icon=":material/folder_off:")
+        st.stop()
+
+
+# ---------------------------------------------------------------- errors
+@contextlib.contextmanager
+def user_errors(stop: bool = False) -> Iterator[None]:
+    """Show a :class:`WorkbenchError` as ``st.error`` (its one-line message) instead of a
+    traceback; any other exception becomes a short message too and is logged in full on
+    the server. With ``stop`` the page ends there."""
+    try:
+        yield
+    except WorkbenchError as e:
+        st.error(str(e), icon=":material/error:")
+        if stop:
+            st.stop()
+    except Exception as e:  # noqa: BLE001 - the user gets a message, the log gets the traceback
+        if type(e).__module__.startswith("streamlit"):
+            raise  # st.stop / st.rerun / page switches are control flow, not errors
+        log.exception("unexpected error while rendering a page")
+        st.error(f"Unexpected error ({type(e).__name__}): {e}. The full traceback is in the server log.",
+                 icon=":material/error:")
+        if stop:
+            st.stop()
+
+
+# ---------------------------------------------------------------- formatting
+def fmt_time(t: datetime | None, *, utc: bool = True) -> str:
+    """Stored times are naive UTC; ``utc`` appends the zone."""
+    return (f"{t:%Y-%m-%d %H:%M}" + (" UTC" if utc else "")) if t else ""
+
+
+def preview(text: str | None, n: int = 80) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~$:")
+
+
+def md_escape(value) -> str:
+    """``value`` as literal text inside Streamlit Markdown (no emphasis, links, code,
+    ``:color[...]`` directives or shortcodes), on one line."""
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in " ".join(str(value).split()))
+
+
+def badge_text(value) -> str:
+    """A value made safe inside a ``:color-badge[...]`` directive."""
+    return md_escape(str(value).replace("[", "(").replace("]", ")"))
+
+
+def changed_fields(old: Sample, new: Sample) -> list[str]:
+    """Names of the content and metadata fields that differ between two revisions."""
+    fields = ["kind", "system", "instruction", "input", "output", "history", "messages", *META_FIELDS]
+    return [f for f in fields if getattr(old, f) != getattr(new, f)]
+
+
+def sample_metadata(s: Sample) -> dict:
+    """The sample's non-empty metadata fields, in a fixed order."""
+    return {f: getattr(s, f) for f in META_FIELDS if getattr(s, f) not in (None, [], {}, "")}
+
+
+def metadata_line(s: Sample, meta: dict | None = None) -> str:
+    """The flat metadata not shown as badges, plus the row hash, as one caption line."""
+    meta = sample_metadata(s) if meta is None else meta
+    parts = []
+    if "source" in meta:
+        row = f" row {meta['source_row']}" if "source_row" in meta else ""
+        parts.append(f"source {md_escape(meta['source'])}{row}")
+    if "license" in meta:
+        parts.append(f"license {md_escape(meta['license'])}")
+    if "annotator_ids" in meta:
+        parts.append("annotators " + md_escape(", ".join(map(str, meta["annotator_ids"]))))
+    if s.row_hash:
+        parts.append(f"hash `{s.row_hash[:12]}`")
+    return " · ".join(parts)
+
+
+# ---------------------------------------------------------------- rendering
+def _text(content, markdown: bool) -> None:
+    if content is None or content == "":
+        st.caption("(empty)")
+        return
+    if not isinstance(content, str):  # e.g. multimodal content parts: show as data
+        st.json(content, expanded=False)
+        return
+    shown = content if len(content) <= PREVIEW_CHARS else content[:PREVIEW_CHARS]
+    (st.markdown if markdown else st.text)(shown)
+    if len(content) > PREVIEW_CHARS:
+        with st.expander(f"Show all {len(content):,} characters"):
+            (st.markdown if markdown else st.text)(content)
+
+
+def render_turns(turns: list[dict], *, markdown: bool = False) -> None:
+    """One ``st.chat_message`` per turn. A system prompt is set apart: a bordered box
+    labelled "System prompt" above the conversation. Text is shown verbatim (``st.text``)
+    unless ``markdown`` is set."""
+    for t in turns:
+        role = (t.get("role") or "unknown").lower()
+        content = t.get("content")
+        if role == "system":
+            with st.container(border=True):
+                st.caption(":material/settings: **System prompt**")
+                _text(content, markdown)
+            continue
+        with st.chat_message(role, avatar=ROLE_AVATARS.get(role)):
+            if role not in ("user", "assistant"):
+                st.caption(f"**{role}**")
+            _text(content, markdown)
+
+
+def render_sample(s: Sample, *, markdown: bool = False) -> None:
+    """A sample in a bordered card: id, kind and the main metadata as badges, the turns,
+    then a caption with the remaining flat metadata and, only when the sample has them,
+    an expander with its nested metadata (lineage, extra). Few elements per sample keep a
+    50-sample page quick to paint."""
+    meta = sample_metadata(s)
+    with st.container(border=True):
+        badges = [f"**#{s.sample_id}**", f":blue-badge[{s.kind}]"]
+        for f in BADGE_FIELDS:
+            if f in meta:
+                badges.append(f":gray-badge[{f.replace('_', ' ')}: {badge_text(meta[f])}]")
+        if meta.get("quality_score") is not None:
+            badges.append(f":green-badge[quality {meta['quality_score']:.2f}]")
+        for tag in meta.get("tags") or []:
+            badges.append(f":violet-badge[{badge_text(tag)}]")
+        st.markdown(" ".join(badges))
+        render_turns(s.turns(), markdown=markdown)
+        st.caption(metadata_line(s, meta))
+        nested = {k: meta[k] for k in NESTED_FIELDS if k in meta}
+        if nested:
+            with st.expander(" and ".join(nested), icon=":material/account_tree:"):
+                st.json(nested, expanded=2)

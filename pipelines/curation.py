@@ -1,0 +1,85 @@
+"""Curation steps that move samples between datasets, each one commit.
+
+- :func:`accept_candidates`: a curator accepts generated candidates in a staging dataset;
+  the candidates get the tag ``accepted`` and the curator in ``annotator_ids``, committed
+  as a new staging version by that curator (so the acceptance is versioned and audited).
+- :func:`merge_accepted`: copies the accepted candidates of a staging version into a
+  target dataset as a new version, each with lineage back to the staging sample.
+Nothing generated reaches a target dataset without being accepted first.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from datastore import Store, WorkbenchError
+from datastore import audit
+from datastore import versions as V
+
+ACCEPTED = "accepted"
+
+
+def accept_candidates(workspace: str | Path, staging: str, sample_ids: list[int], *, user: str,
+                      note: str | None = None) -> V.Version:
+    """Mark ``sample_ids`` of the staging head as accepted by ``user``; returns the new version.
+
+    Raises NotFound for an unknown dataset or sample id; WorkbenchError if ``staging`` is
+    not a staging dataset.
+    """
+    with Store(workspace) as st:
+        ds = V.get_dataset(st, staging)
+        if ds.kind != "staging":
+            raise WorkbenchError(f"'{staging}' is not a staging dataset; candidates are accepted in staging")
+        head = V.resolve(st, staging)
+        found = V.get_samples(st, head, sample_ids)
+        if len(found) != len(set(sample_ids)):
+            missing = sorted(set(sample_ids) - {s.sample_id for s in found})
+            raise WorkbenchError(f"no candidate(s) {missing[:10]} in {staging} v{head.number}")
+        update = {}
+        for s in found:
+            tags = sorted(set(s.tags or []) | {ACCEPTED})
+            who = list(dict.fromkeys([*(s.annotator_ids or []), user]))
+            update[s.sample_id] = dataclasses.replace(s, tags=tags, annotator_ids=who).to_row()
+        return V.commit(st, staging, author=user, message=note or f"accept {len(update)} candidate(s)",
+                        update=update, operation={"op": "accept", "sample_ids": sorted(update), "by": user})
+
+
+def merge_accepted(workspace: str | Path, staging: str, target: str, *, user: str,
+                   staging_version: str | int | None = None) -> V.Version:
+    """Copy the accepted candidates of ``staging`` (at ``staging_version``, default head)
+    into ``target`` as one new version. Lineage of each copy: the staging dataset, version
+    id and sample id it came from, plus the generator lineage it carried.
+
+    Raises WorkbenchError when there is nothing accepted to merge.
+    """
+    with Store(workspace) as st:
+        sv = V.resolve(st, staging, staging_version)
+        rows = []
+        for s in V.iter_samples(st, sv):
+            if ACCEPTED not in (s.tags or []):
+                continue
+            lineage = {**(s.lineage or {}), "parent": {"dataset": staging, "version_id": sv.version_id,
+                                                       "sample_id": s.sample_id}}
+            tags = [t for t in (s.tags or []) if t != ACCEPTED] or None
+            rows.append(dataclasses.replace(s, lineage=lineage, tags=tags, sample_id=None).to_row())
+        if not rows:
+            raise WorkbenchError(f"no accepted candidates in {staging} v{sv.number}; accept some first")
+        v = V.commit(st, target, author=user, message=f"merge {len(rows)} accepted candidate(s) from {staging} v{sv.number}",
+                     add=rows, operation={"op": "merge", "from": staging, "from_version_id": sv.version_id,
+                                          "count": len(rows)})
+        with st.transaction():
+            audit.record(st.conn, user, "curation.merge", f"{staging}@v{sv.number} -> {target}@v{v.number}",
+                         {"count": len(rows)})
+        return v
+
+
+def stage_candidates(workspace: str | Path, staging: str, samples: list, *, user: str, message: str,
+                     operation: dict | None = None) -> V.Version:
+    """Commit generated candidates (``Sample`` objects) into a staging dataset (created as
+    kind ``staging`` if missing) as one new version; returns it."""
+    rows = [s.to_row() for s in samples]
+    if not rows:
+        raise WorkbenchError("no candidates to stage")
+    with Store(workspace) as st:
+        return V.commit(st, staging, author=user, message=message, add=rows, operation=operation,
+                        create=True, kind="staging")
