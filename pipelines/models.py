@@ -26,6 +26,12 @@ def offline_env() -> None:
         os.environ[k] = "1"
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:  # "Loading weights" bars: noise in the CLI and in logs
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
 
 
 def cache_dir() -> Path:

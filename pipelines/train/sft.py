@@ -136,7 +136,8 @@ def _attach_log(run_dir: Path) -> tuple[logging.Handler, list]:
     for name in ("transformers", "trl", "peft", "accelerate", "pipelines"):
         lg = logging.getLogger(name)
         console = [(h, h.level) for h in lg.handlers]
-        saved.append((lg, lg.level, console))
+        saved.append((lg, lg.level, console, lg.propagate))
+        lg.propagate = False  # the run's log goes to train.log, not to whatever the root logger prints
         for h, level in console:  # keep their console output at its former loudness (WARNING by default)
             h.setLevel(max(level, lg.getEffectiveLevel(), logging.WARNING))
         lg.addHandler(handler)
@@ -146,9 +147,10 @@ def _attach_log(run_dir: Path) -> tuple[logging.Handler, list]:
 
 
 def _detach_log(handler: logging.Handler, saved) -> None:
-    for lg, level, console in saved:
+    for lg, level, console, propagate in saved:
         lg.removeHandler(handler)
         lg.setLevel(level)
+        lg.propagate = propagate
         for h, hlevel in console:
             h.setLevel(hlevel)
     handler.close()
