@@ -27,42 +27,41 @@ _CANONICAL_SQL = """'{' ||
 
 
 def stage_plain_instructions(conn, table: pa.Table, *, source: str, license: str | None,
-                             layout: dict, first_row: int = 1) -> str:
-    """Create temp table ``_staged`` (the samples columns plus ``row_hash``) from an Arrow
-    table with string columns ``instruction``, ``input``, ``output`` and optionally
-    ``system``. ``source_row`` counts from ``first_row`` in table order. Returns its name.
+                             layout: dict) -> "Staged":
+    """Describe the rows of an Arrow table with string columns ``instruction``, ``output``
+    and optionally ``input`` and ``system`` as a :class:`versions.Staged` SELECT producing
+    the samples columns (``row_hash`` computed in SQL). ``source_row`` counts from 1 in
+    table order. Nothing is materialized: ``versions.commit`` inserts straight from it.
     """
+    import numpy as np
+
+    from .versions import Staged
+
     cols = set(table.column_names)
-    sys_col = "system" if "system" in cols else "NULL::VARCHAR AS system"
-    inp_col = "input" if "input" in cols else "NULL::VARCHAR AS input"
+    table = table.append_column("source_row", pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64)))
     register(conn, "_arrow_in", table)
-    conn.execute("SET preserve_insertion_order = true")
-    try:
-        conn.execute(f"""CREATE OR REPLACE TEMP TABLE _pre AS
-            SELECT (row_number() OVER () + ? - 1)::BIGINT AS source_row, instruction, {inp_col}, output, {sys_col}
-            FROM _arrow_in""", [first_row])
-    finally:
-        conn.execute("SET preserve_insertion_order = false")
-        conn.unregister("_arrow_in")
-    conn.execute(f"""CREATE OR REPLACE TEMP TABLE _staged AS SELECT
-        'instruction' AS kind, system, instruction, input, output,
+    sys_col = "system" if "system" in cols else "NULL::VARCHAR"
+    inp_col = "input" if "input" in cols else "NULL::VARCHAR"
+    sql = f"""SELECT source_row, 'instruction' AS kind, system, instruction, input, output,
         NULL::VARCHAR AS history, NULL::VARCHAR AS messages,
-        ?::VARCHAR AS source, source_row, ?::VARCHAR AS license,
+        ?::VARCHAR AS source, source_row AS source_row_, ?::VARCHAR AS license,
         NULL::VARCHAR AS task_type, NULL::VARCHAR AS language, NULL::VARCHAR AS difficulty,
         NULL::DOUBLE AS quality_score, NULL::VARCHAR AS policy_domain,
         NULL::VARCHAR[] AS tags, NULL::VARCHAR[] AS annotator_ids,
         NULL::VARCHAR AS lineage, NULL::VARCHAR AS extra, ?::VARCHAR AS layout,
         sha256({_CANONICAL_SQL}) AS row_hash
-        FROM _pre""", [source, license, json.dumps(layout), license, license])
-    conn.execute("DROP TABLE _pre")
-    return "_staged"
+        FROM (SELECT source_row, instruction, {inp_col} AS input, output, {sys_col} AS system FROM _arrow_in)"""
+    return Staged(sql=sql, params=[source, license, json.dumps(layout), license, license],
+                  count=table.num_rows, registered=["_arrow_in"])
 
 
-def staged_hash_sum(conn, name: str) -> tuple[int, int]:
-    """(sum of the staged rows' 256-bit hashes, row count), summed in SQL by 64-bit limbs."""
+def inserted_hash_sum(conn, dataset_id: int, number: int) -> int:
+    """Sum of the 256-bit row hashes of the revisions version ``number`` added, summed in
+    SQL by 64-bit limbs (HUGEINT holds any count of them)."""
     parts = ", ".join(f"sum(('0x' || substr(row_hash, {1 + 16 * i}, 16))::UBIGINT::HUGEINT)" for i in range(4))
-    row = conn.execute(f"SELECT {parts}, count(*) FROM {name}").fetchone()
+    row = conn.execute(f"SELECT {parts} FROM samples WHERE dataset_id = ? AND valid_from = ?",
+                       [dataset_id, number]).fetchall()[0]
     total = 0
-    for limb in row[:4]:
+    for limb in row:
         total = (total << 64) + int(limb or 0)
-    return total, int(row[4])
+    return total

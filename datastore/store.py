@@ -107,6 +107,7 @@ class Store:
                 time.sleep(delay)
                 delay = min(delay * 1.5, 0.5)
         self.conn.execute("SET preserve_insertion_order = false")
+        self.conn.execute("SET enable_progress_bar = false")
         if not read_only:
             ensure_schema(self.conn)
 

@@ -70,8 +70,13 @@ class Version:
 
 @dataclass
 class Staged:
-    """Rows already staged in a temp table of the same connection (``ingest.py``)."""
-    name: str
+    """New rows as a SELECT over views registered on the same connection (``ingest.py``):
+    it yields the samples columns with ``source_row`` (1..count, the insertion order) and
+    ``source_row_`` (the value stored)."""
+    sql: str
+    params: list
+    count: int
+    registered: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -258,21 +263,24 @@ def commit(store, name: str, *, author: str, message: str,
         # ----- additions
         n_added = 0
         if isinstance(add, Staged):
-            from .ingest import staged_hash_sum
-            add_sum, n_added = staged_hash_sum(conn, add.name)
+            # rows not yet hashed in Python: insert straight from the staged SELECT, then
+            # sum the new revisions' hashes in SQL (ingest.py)
+            from .ingest import inserted_hash_sum
+            n_added = add.count
             if n_added:
                 first = conn.execute("SELECT next_sample_id FROM datasets WHERE dataset_id = ?",
-                                     [ds.dataset_id]).fetchone()[0]
-                cols = ", ".join(ARROW_SCHEMA.names)
+                                     [ds.dataset_id]).fetchall()[0][0]
+                cols = ", ".join(c if c != "source_row" else "source_row_" for c in ARROW_SCHEMA.names)
                 conn.execute(
-                    f"INSERT INTO samples (dataset_id, sample_id, valid_from, valid_to, {cols}) "
-                    f"SELECT ?, ? + row_number() OVER (ORDER BY source_row) - 1, ?, ?, {cols} FROM {add.name}",
-                    [ds.dataset_id, first, n, OPEN_END])
+                    f"INSERT INTO samples (dataset_id, sample_id, valid_from, valid_to, {', '.join(ARROW_SCHEMA.names)}) "
+                    f"SELECT ?, ? + source_row - 1, ?, ?, {cols} FROM ({add.sql})",
+                    [ds.dataset_id, first, n, OPEN_END, *add.params])
                 conn.execute("UPDATE datasets SET next_sample_id = ? WHERE dataset_id = ?",
                              [first + n_added, ds.dataset_id])
-                hsum += add_sum
+                hsum += inserted_hash_sum(conn, ds.dataset_id, n)
                 count += n_added
-            conn.execute(f"DROP TABLE IF EXISTS {add.name}")
+            for view in add.registered:
+                conn.unregister(view)
         elif add is not None:
             t = add if isinstance(add, pa.Table) else rows_to_arrow(add)
             t = t.select(ARROW_SCHEMA.names).cast(ARROW_SCHEMA)

@@ -57,8 +57,8 @@ def try_fast_import(workspace, path: Path, dataset: str, *, user: str, license: 
     op = {"op": "import", "file": str(path), "container": "jsonl", "schema": "alpaca",
           "records": table.num_rows, "quarantined": 0, "path": "fast"}
     with Store(workspace) as st:
-        name = ingest.stage_plain_instructions(st.conn, table, source=path.name, license=license, layout=layout)
-        v = V.commit(st, dataset, author=user, message=message or f"import {path.name}", add=V.Staged(name),
+        staged = ingest.stage_plain_instructions(st.conn, table, source=path.name, license=license, layout=layout)
+        v = V.commit(st, dataset, author=user, message=message or f"import {path.name}", add=staged,
                      operation=op, create=True, kind=kind)
     return report_cls(dataset=dataset, file=str(path), container="jsonl", schema="alpaca",
                       imported=table.num_rows, quarantined=0, trainable=table.num_rows,
