@@ -167,3 +167,26 @@ def test_cli_error_is_one_line_on_stderr_with_nonzero_exit(tmp_workspace, tmp_pa
     assert r.returncode == 1
     assert r.stdout == ""
     assert "line 2, field 'output': missing required field 'output'" in r.stderr.replace("\n", "")
+
+
+def test_any_table_with_a_column_mapping(tmp_workspace, tmp_path):
+    """OpenOrca's columns map by synonym; an explicit mapping wins; unmapped columns stay."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    rows = [{"id": "niv.1", "system_prompt": "You are helpful.", "question": "2+2?", "response": "4"},
+            {"id": "niv.2", "system_prompt": "", "question": "Capital of France?", "response": "Paris"}]
+    src = tmp_path / "orca.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), src)
+    rep = import_file(tmp_workspace, src, "orca", user="t")
+    assert (rep.container, rep.schema, rep.imported, rep.trainable) == ("parquet", "alpaca", 2, 2)
+    s = samples(tmp_workspace, "orca")
+    assert (s[0].system, s[0].instruction, s[0].output, s[0].extra) == ("You are helpful.", "2+2?", "4", {"id": "niv.1"})
+    assert s[0].turns() == [{"role": "system", "content": "You are helpful."}, {"role": "user", "content": "2+2?"},
+                            {"role": "assistant", "content": "4"}]
+    out = tmp_path / "back.parquet"
+    export_version(tmp_workspace, "orca", None, "parquet", out)
+    assert pq.read_table(out).to_pylist() == rows
+    custom = write(tmp_path / "c.jsonl", json.dumps({"q": "hi", "a": "hello", "prompt": "ignored"}) + "\n")
+    import_file(tmp_workspace, custom, "custom", user="t", mapping={"instruction": "q", "output": "a"})
+    c = samples(tmp_workspace, "custom")[0]
+    assert (c.instruction, c.output, c.extra) == ("hi", "hello", {"prompt": "ignored"})
