@@ -195,6 +195,27 @@ def show(dataset: str = typer.Option(..., "--dataset", "-d"),
 
 
 @app.command()
+def render(dataset: str = typer.Option(..., "--dataset", "-d"),
+           version: Optional[str] = typer.Option(None, "--version", "-v"),
+           template: str = typer.Option("chatml", "--template", "-t", help="chatml (chat) or alpaca (instruction)"),
+           limit: int = typer.Option(3, "--limit", "-n"), after: int = typer.Option(0, "--after"),
+           as_json: bool = typer.Option(False, "--json")):
+    """Render samples of a version with a template, exactly as training will see them."""
+    from pipelines import catalog
+    from pipelines.render import render_sample, template_info
+    v, page = catalog.sample_page(state.workspace, dataset, version, after_id=after, limit=limit)
+    info = template_info(template)
+    rendered = [{"sample_id": s.sample_id, "text": render_sample(s, template)} for s in page]
+    if as_json:
+        return _json({"dataset": dataset, "version": v.number, "template": info, "samples": rendered})
+    out.print(f"[bold]{dataset}[/] v{v.number} rendered with {info['name']} (sha256 {info['sha256'][:12]})")
+    for r in rendered:
+        out.rule(f"#{r['sample_id']}")
+        sys.stdout.write(r["text"] + ("" if r["text"].endswith("\n") else "\n"))
+        sys.stdout.flush()
+
+
+@app.command()
 def stats(dataset: str = typer.Option(..., "--dataset", "-d"),
           version: Optional[str] = typer.Option(None, "--version", "-v"),
           as_json: bool = typer.Option(False, "--json")):

@@ -190,3 +190,17 @@ def test_any_table_with_a_column_mapping(tmp_workspace, tmp_path):
     import_file(tmp_workspace, custom, "custom", user="t", mapping={"instruction": "q", "output": "a"})
     c = samples(tmp_workspace, "custom")[0]
     assert (c.instruction, c.output, c.extra) == ("hi", "hello", {"prompt": "ignored"})
+
+
+def test_cli_render_prints_the_exact_template_text(tmp_workspace, tmp_path):
+    src = write(tmp_path / "c.json", json.dumps([{"conversations": [
+        {"from": "human", "value": "Hi " + "x" * 150}, {"from": "gpt", "value": "Hello"}]}]))
+    import_file(tmp_workspace, src, "c", user="t")
+    r = subprocess.run([sys.executable, "-m", "app.cli", "--workspace", str(tmp_workspace), "render", "--dataset", "c",
+                        "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    text = json.loads(r.stdout)["samples"][0]["text"]
+    assert text == f"<|im_start|>user\nHi {'x' * 150}<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n"
+    r = subprocess.run([sys.executable, "-m", "app.cli", "--workspace", str(tmp_workspace), "render", "--dataset", "c"],
+                       capture_output=True, text=True)
+    assert text in r.stdout   # printed without wrapping
