@@ -8,6 +8,10 @@
 - one page of 50 samples of an old version of the 1M-sample dataset, paged by key at a
   deep position (target: under 50 ms).
 
+- render + tokenize ``BENCH_RENDER_N`` (default 100,000) conversations with loss masks against
+  ``apply_chat_template(tokenize=True)`` per sample on the same conversations, side by side,
+  ids checked identical (``benchmarks/render_bench.py``; ``BENCH_RENDER_REPEATS``, default 1).
+
 ``BENCH_ROWS`` (default 1,000,000) and ``BENCH_REPEATS`` (default 3) scale it down.
 """
 from __future__ import annotations
@@ -132,6 +136,10 @@ def main() -> None:
         res["page_old"] = bench_page(ws, "big", 21)
     finally:
         shutil.rmtree(ws)
+    from .render_bench import bench_render
+    render_n = int(os.environ.get("BENCH_RENDER_N", 100_000))
+    console.print(f"render: {render_n:,} conversations, both sides")
+    res["render"] = rd = bench_render(render_n, int(os.environ.get("BENCH_RENDER_REPEATS", 1)))
     imp, cb, cs, pg = res["import"], res["commit_big"], res["commit_small"], res["page_old"]
     t = Table(title=f"Instruction Workbench benchmarks (medians; {rows:,}-row dataset)")
     for c in ("measure", "ours", "peer / other", "ratio", "target", "met"):
@@ -145,6 +153,9 @@ def main() -> None:
               ok(cb["median_s"] < 0.1 and cs["median_s"] < 0.1 and 0.5 <= both <= 2.0))
     t.add_row("page of 50 samples of an old version (keyset)", f"{pg['median_s'] * 1e3:.1f} ms", "", "", "< 50 ms",
               ok(pg["median_s"] < 0.05))
+    t.add_row(f"render + tokenize {render_n:,} conversations (ids + loss mask)", f"{rd['ours_s']:.2f} s",
+              f"apply_chat_template per sample: {rd['peer_s']:.2f} s", f"{rd['ratio']:.2f}x",
+              ">= 5.0x, identical ids", ok(rd["ratio"] >= 5.0 and rd["identical_ids"]))
     console.print(t)
     (BENCH_DIR / "results.json").write_text(json.dumps(res, indent=2))
     console.print(f"raw timings: {BENCH_DIR / 'results.json'}")

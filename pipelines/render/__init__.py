@@ -22,21 +22,35 @@ from pipelines.render.templates import (
     Template,
     TemplateRenderError,
     TemplateSecurityError,
+    add_template,
+    check_template_source,
+    compile_chat,
     get_template,
     list_templates,
+    pinned_clock,
     render_chat_text,
     render_strict,
+    template_control_tokens,
     template_from_file,
+    template_from_text,
+    template_from_tokenizer,
     templates_root,
 )
 
 __all__ = [
-    "Template", "TemplateRenderError", "TemplateSecurityError", "assistant_char_spans",
-    "get_template", "list_templates", "render_chat", "render_chat_text", "render_instruction",
-    "render_sample", "render_with_mask", "template_from_file", "template_info", "templates_root",
+    "EmptyLossMask", "Template", "TemplateRenderError", "TemplateSecurityError", "add_template",
+    "assistant_char_spans", "check_template_source", "control_strings_in", "encode_conversations",
+    "get_template", "list_templates", "pinned_clock", "render_chat", "render_chat_text", "render_instruction",
+    "render_sample", "render_with_mask", "template_control_tokens", "template_from_file", "template_from_text",
+    "template_from_tokenizer", "template_info", "templates_root",
 ]
 
 INSTRUCTION_FIELDS = ("system", "instruction", "input", "output")
+
+
+class EmptyLossMask(TemplateRenderError):
+    """A training sample has no token to learn (no assistant turn, or the template dropped it):
+    an error rather than a silent zero loss."""
 
 
 def _resolve(template: str | Template, kind: str | None = None) -> Template:
@@ -112,13 +126,89 @@ def render_sample(sample, template: str | Template = "chatml", add_generation_pr
 _SENTINEL = re.compile("\ue000(\\d+)\ue001")
 
 
-def _content_pieces(tpl: Template, messages: list[dict], text: str, add_generation_prompt: bool,
-                    extra: dict) -> list[tuple[int, int, bool]]:
+def _control_regex(tokens) -> re.Pattern | None:
+    toks = sorted({t for t in tokens if isinstance(t, str) and t.strip()}, key=lambda t: (-len(t), t))
+    return re.compile("|".join(map(re.escape, toks))) if toks else None
+
+
+_ADDED_CACHE: dict = {}
+
+
+def _added_regex(tokenizer) -> re.Pattern | None:
+    """Regex of every added token of ``tokenizer`` (the strings its tokenizer turns into a
+    single control id wherever they appear), longest first. Cached per tokenizer state."""
+    key = (id(tokenizer), len(tokenizer))
+    hit = _ADDED_CACHE.get(key)
+    if hit is None or hit[0] is not tokenizer:
+        hit = (tokenizer, _control_regex(tokenizer.get_added_vocab()))
+        _ADDED_CACHE.clear()
+        _ADDED_CACHE[key] = hit
+    return hit[1]
+
+
+def _strings_of(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings_of(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings_of(v)
+
+
+def control_strings_in(messages: list[dict], tokenizer_or_template) -> list[tuple[int, str]]:
+    """Control-token strings written inside messages: ``[(message_index, token_string)]``,
+    one entry per distinct token per message, in message order then order of appearance.
+
+    ``tokenizer_or_template``: a tokenizer (its added tokens, e.g. ``<|im_start|>``: what it would
+    turn into control ids), a :class:`Template` or registered template name (its
+    :attr:`Template.control_tokens`), or template text. Every string in a message is searched
+    (content, reasoning, tool calls) except its ``role``. Such samples tokenize differently from
+    ``apply_chat_template``: we keep the text as plain text (:func:`render_with_mask`).
+    """
+    if hasattr(tokenizer_or_template, "get_added_vocab"):
+        rx = _added_regex(tokenizer_or_template)
+    elif isinstance(tokenizer_or_template, Template):
+        rx = _control_regex(tokenizer_or_template.control_tokens)
+    elif isinstance(tokenizer_or_template, str) and ("{{" in tokenizer_or_template or "{%" in tokenizer_or_template):
+        rx = _control_regex(template_control_tokens(tokenizer_or_template))
+    else:
+        rx = _control_regex(_resolve(tokenizer_or_template).control_tokens)
+    out: list[tuple[int, str]] = []
+    if rx is None:
+        return out
+    for i, m in enumerate(messages):
+        seen: list[str] = []
+        items = m.items() if isinstance(m, dict) else []
+        for k, v in items:
+            if k == "role":
+                continue
+            for s in _strings_of(v):
+                for mo in rx.finditer(s):
+                    if mo.group(0) not in seen:
+                        seen.append(mo.group(0))
+        out.extend((i, t) for t in seen)
+    return out
+
+
+def _has_control(messages: list[dict], rx: re.Pattern | None) -> bool:
+    if rx is None:
+        return False
+    for m in messages:
+        for k, v in m.items():
+            if k != "role":
+                for s in _strings_of(v):
+                    if rx.search(s):
+                        return True
+    return False
+
+
+def _content_pieces(render, messages: list[dict], text: str, name: str) -> list[tuple[int, int, bool]]:
     """Split ``text`` into ``(start, end, is_content)`` pieces, where content pieces are
     message contents inserted verbatim by the template. Found by rendering the messages with
     sentinels in place of their content; raises when the template alters content."""
-    masked = []
-    contents = []
+    masked, contents = [], []
     for m in messages:
         c = m.get("content")
         if isinstance(c, str) and c:
@@ -126,10 +216,8 @@ def _content_pieces(tpl: Template, messages: list[dict], text: str, add_generati
             contents.append(c)
         else:
             masked.append(m)
-    stext, _ = render_chat_text(tpl.text, masked, add_generation_prompt=add_generation_prompt,
-                                name=tpl.name, **extra)
-    pieces, pos, last = [], 0, 0
-    rebuilt = []
+    stext = render(masked)
+    pieces, pos, last, rebuilt = [], 0, 0, []
     for mo in _SENTINEL.finditer(stext):
         lit = stext[last:mo.start()]
         if lit:
@@ -147,40 +235,230 @@ def _content_pieces(tpl: Template, messages: list[dict], text: str, add_generati
         rebuilt.append(tail)
     if "".join(rebuilt) != text:
         raise WorkbenchError(
-            f"template '{tpl.name}' changes message content while rendering, and a message contains "
+            f"template '{name}' changes message content while rendering, and a message contains "
             "control-token text; cannot tokenize it safely. Remove the control-token text or use a "
             "template that inserts content verbatim.")
     return pieces
 
 
+def _context(tokenizer, tpl: Template, extra: dict) -> dict:
+    """Template variables as ``apply_chat_template`` passes them: the tokenizer's special
+    tokens, then the template's declared ones (its header), then the caller's."""
+    ctx = dict(tokenizer.special_tokens_map) if tokenizer is not None else {}
+    ctx.update(tpl.special_tokens_map)
+    ctx.update(extra)
+    return ctx
+
+
+def _prefix_spans(tpl: Template, messages: list[dict], text: str, ctx: dict) -> list[tuple[int, int]]:
+    """Assistant spans of a template without generation markers: for each assistant turn,
+    the text the conversation gains from the prompt before it (rendered with the generation
+    prompt) to the conversation including it."""
+    spans = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") != "assistant":
+            continue
+        before = render_chat_text(tpl.text, messages[:i], add_generation_prompt=True, name=tpl.name, **ctx)[0] \
+            if i else ""
+        upto = render_chat_text(tpl.text, messages[:i + 1], add_generation_prompt=False, name=tpl.name, **ctx)[0]
+        if not text.startswith(upto):
+            raise TemplateRenderError(
+                f"template '{tpl.name}' renders turn {i} differently once later turns follow, so the loss "
+                "mask cannot be taken from prefixes; add {% generation %} markers to the template",
+                template=tpl.name)
+        start = len(before) if upto.startswith(before) else len(_common_prefix(before, upto))
+        end = len(upto)
+        eos = ctx.get("eos_token")
+        if isinstance(eos, str) and eos:  # end the turn at its end token (Zephyr writes "\n" after it)
+            last = upto.rfind(eos, start)
+            if last >= 0:
+                end = last + len(eos)
+        if end > start:
+            spans.append((start, end))
+    return spans
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return a[:n]
+
+
+def _render_spans(tpl: Template, messages: list[dict], ctx: dict, add_generation_prompt: bool):
+    """``(text, spans)``: the rendered conversation and its assistant character spans."""
+    if tpl.kind == "instruction":
+        fields = _fields_from_messages(messages, tpl.name)
+        fields.update({k: v for k, v in ctx.items() if k not in fields and k.endswith("_token")})
+        return render_strict(tpl.text, fields, name=tpl.name, track=True)
+    if tpl.has_generation_markers:
+        return render_chat_text(tpl.text, messages, add_generation_prompt=add_generation_prompt,
+                                name=tpl.name, track=True, **ctx)
+    text = render_chat_text(tpl.text, messages, add_generation_prompt=add_generation_prompt, name=tpl.name, **ctx)[0]
+    return text, _prefix_spans(tpl, messages, text, ctx)
+
+
+def _fields_from_messages(messages: list[dict], name: str) -> dict:
+    roles = [m.get("role") for m in messages]
+    if roles.count("user") != 1 or roles.count("assistant") > 1 or set(roles) - {"system", "user", "assistant"}:
+        raise TemplateRenderError(f"template '{name}' renders one instruction and its answer, not a "
+                                  f"conversation of roles {roles}", template=name)
+    out: dict = {}
+    for m in messages:
+        key = {"system": "system", "user": "instruction", "assistant": "output"}[m["role"]]
+        out[key] = m.get("content")
+    return out
+
+
+def _labels(ids: list[int], enc, spans: list[tuple[int, int]], offsets=None) -> list[int]:
+    labels = [-100] * len(ids)
+    for a, b in spans:
+        if b <= a:
+            continue
+        t0 = t1 = None
+        if enc is not None:
+            t0, t1 = enc.char_to_token(a), enc.char_to_token(b - 1)
+        if t0 is not None and t1 is not None:
+            labels[t0:t1 + 1] = ids[t0:t1 + 1]
+            continue
+        offs = offsets if offsets is not None else enc.offsets
+        for k, (s, e) in enumerate(offs):  # a span edge inside no token: the overlap rule, token by token
+            if s < b and e > a:
+                labels[k] = ids[k]
+    return labels
+
+
+def _check_mask(labels: list[int], messages: list[dict], tpl: Template, add_generation_prompt: bool,
+                require_loss: bool | None) -> None:
+    if require_loss is False or add_generation_prompt or any(x != -100 for x in labels):
+        return
+    has_assistant = any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages)
+    if require_loss or has_assistant:
+        why = ("the template renders no assistant text for it" if has_assistant
+               else "it has no assistant turn")
+        raise EmptyLossMask(f"sample has no token to learn with template '{tpl.name}': {why}", template=tpl.name)
+
+
+def _encode_safe(tokenizer, tpl: Template, messages: list[dict], text: str, spans, ctx: dict,
+                 add_generation_prompt: bool, rx: re.Pattern) -> tuple[list[int], list[int]]:
+    """Tokenize ``text`` keeping control-token strings inside message content as plain text."""
+    if tpl.kind == "instruction":
+        fields = _fields_from_messages(messages, tpl.name)
+        fields.update({k: v for k, v in ctx.items() if k not in fields and k.endswith("_token")})
+        keys = [k for k in ("system", "instruction", "input", "output") if isinstance(fields.get(k), str)]
+        msgs = [{"role": k, "content": fields[k]} for k in keys]
+
+        def render(masked):
+            f = dict(fields)
+            f.update({m["role"]: m["content"] for m in masked})
+            return render_strict(tpl.text, f, name=tpl.name)[0]
+    else:
+        msgs = messages
+
+        def render(masked):
+            return render_chat_text(tpl.text, masked, add_generation_prompt=add_generation_prompt,
+                                    name=tpl.name, **ctx)[0]
+    segments: list[tuple[int, int, bool]] = []  # (start, end, as_plain_text)
+    for start, end, is_content in _content_pieces(render, msgs, text, tpl.name):
+        if not is_content:
+            segments.append((start, end, False))
+            continue
+        pos = start
+        for mo in rx.finditer(text, start, end):
+            if mo.start() > pos:
+                segments.append((pos, mo.start(), False))
+            segments.append((mo.start(), mo.end(), True))
+            pos = mo.end()
+        if pos < end:
+            segments.append((pos, end, False))
+    ids: list[int] = []
+    offsets: list[tuple[int, int]] = []
+    for start, end, plain in segments:
+        enc = tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True,
+                        split_special_tokens=plain)
+        ids.extend(enc["input_ids"])
+        offsets.extend((s + start, e + start) for s, e in enc["offset_mapping"])
+    return ids, _labels(ids, None, spans, offsets)
+
+
 def render_with_mask(tokenizer, messages: list[dict], template: str | Template = "chatml", *,
-                     add_generation_prompt: bool = False, **extra: Any) -> tuple[list[int], list[int]]:
+                     add_generation_prompt: bool = False, require_loss: bool | None = None,
+                     **extra: Any) -> tuple[list[int], list[int]]:
     """Render and tokenize a conversation for training: ``(input_ids, labels)``.
 
-    ``labels[i]`` is ``input_ids[i]`` for tokens inside a ``{% generation %}`` block (the
-    assistant turns) and -100 elsewhere; no BOS/EOS is added beyond what the template writes.
-    When no message contains text of an added token (``<|im_start|>`` ...) the ids are exactly
-    ``tokenizer(text, add_special_tokens=False)``; otherwise message content is tokenized with
-    ``split_special_tokens=True`` so ``<|im_start|>system`` inside a message stays plain text.
-    The returned lists are not truncated.
+    ``labels[i]`` is ``input_ids[i]`` for the tokens to learn (the assistant turns with their
+    end-of-turn token) and -100 elsewhere. The spans come from the template's
+    ``{% generation %}`` blocks where it has them, otherwise from prefix differences (the text
+    an assistant turn adds to the prompt rendered before it). Instruction templates (Alpaca)
+    take one user turn as ``instruction`` and the assistant turn as ``output``, followed by the
+    tokenizer's ``eos_token``. No BOS/EOS is added beyond what the template writes (no doubled BOS).
+
+    Template variables are the tokenizer's special tokens, then the template's declared ones,
+    then ``extra``. When no message contains an added token's text, the ids are exactly
+    ``tokenizer(text, add_special_tokens=False)`` (= ``apply_chat_template(tokenize=True)``);
+    otherwise such text inside message content is tokenized as plain text
+    (``split_special_tokens=True``), never as control ids. Not truncated.
+
+    Raises:
+        EmptyLossMask: no token to learn while the conversation has an assistant turn (or always
+            with ``require_loss=True``; never with ``require_loss=False`` or ``add_generation_prompt``).
+        TemplateRenderError / TemplateSecurityError.
     """
     tpl = _resolve(template)
-    text, spans = render_chat_text(tpl.text, messages, add_generation_prompt=add_generation_prompt,
-                                   name=tpl.name, track=True, **extra)
-    added = [t for t in tokenizer.get_added_vocab() if t]
-    risky = any(isinstance(m.get("content"), str) and any(t in m["content"] for t in added) for m in messages)
-    if not risky:
-        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+    ctx = _context(tokenizer, tpl, extra)
+    text, spans = _render_spans(tpl, messages, ctx, add_generation_prompt)
+    rx = _added_regex(tokenizer)
+    if _has_control(messages, rx):
+        ids, labels = _encode_safe(tokenizer, tpl, messages, text, spans, ctx, add_generation_prompt, rx)
     else:
-        ids, offsets = [], []
-        for start, end, is_content in _content_pieces(tpl, messages, text, add_generation_prompt, extra):
-            enc = tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True,
-                            split_special_tokens=is_content)
-            ids.extend(enc["input_ids"])
-            offsets.extend((s + start, e + start) for s, e in enc["offset_mapping"])
-    labels = []
-    for tid, (s, e) in zip(ids, offsets):
-        inside = any(s < b and e > a for a, b in spans)
-        labels.append(tid if inside else -100)
+        enc = tokenizer(text, add_special_tokens=False)
+        ids = list(enc["input_ids"])
+        labels = _labels(ids, enc.encodings[0] if enc.encodings else None, spans,
+                         None if enc.encodings else tokenizer(text, add_special_tokens=False,
+                                                              return_offsets_mapping=True)["offset_mapping"])
+    _check_mask(labels, messages, tpl, add_generation_prompt, require_loss)
     return ids, labels
+
+
+def encode_conversations(tokenizer, conversations: list[list[dict]], template: str | Template = "chatml", *,
+                         require_loss: bool | None = True, batch_size: int = 1024,
+                         **extra: Any) -> list[tuple[list[int], list[int]]]:
+    """:func:`render_with_mask` over many conversations, fast: the template is compiled once,
+    the rendered texts are tokenized in batches by the fast tokenizer, and only conversations
+    holding control-token text take the per-sample safe path. Same ``(ids, labels)`` as
+    :func:`render_with_mask` for each conversation.
+
+    Raises:
+        EmptyLossMask (with the conversation's index in the message) unless ``require_loss=False``.
+    """
+    tpl = _resolve(template)
+    ctx = _context(tokenizer, tpl, extra)
+    rx = _added_regex(tokenizer)
+    out: list = [None] * len(conversations)
+    pending: list[tuple[int, str, list]] = []
+
+    def flush():
+        enc = tokenizer([t for _, t, _ in pending], add_special_tokens=False)
+        for k, (i, _, spans) in enumerate(pending):
+            ids = enc["input_ids"][k]
+            out[i] = (ids, _labels(ids, enc.encodings[k], spans))
+        pending.clear()
+
+    for i, messages in enumerate(conversations):
+        text, spans = _render_spans(tpl, messages, ctx, False)
+        if _has_control(messages, rx):
+            out[i] = _encode_safe(tokenizer, tpl, messages, text, spans, ctx, False, rx)
+        else:
+            pending.append((i, text, spans))
+            if len(pending) >= batch_size:
+                flush()
+    if pending:
+        flush()
+    for i, (ids, labels) in enumerate(out):
+        try:
+            _check_mask(labels, conversations[i], tpl, False, require_loss)
+        except EmptyLossMask as e:
+            raise EmptyLossMask(f"conversation {i}: {e}", template=tpl.name) from None
+    return out

@@ -8,17 +8,20 @@ which a training run records (ARCHITECTURE.md section 5).
 
 Two environments, both :class:`jinja2.sandbox.ImmutableSandboxedEnvironment`:
 
-* chat templates render exactly as ``tokenizer.apply_chat_template`` does: through
-  transformers' own ``render_jinja_template`` where importable (same sandbox, same
-  ``trim_blocks``/``lstrip_blocks``, ``{% generation %}`` tracker, ``raise_exception``,
-  ``tojson``, ``strftime_now``, ``namespace``), else through :func:`chat_environment`, a copy
-  of those settings. Undefined variables render empty, as on the Hub.
+* chat templates render exactly as ``tokenizer.apply_chat_template`` does, in
+  :func:`chat_environment`: a copy of transformers' settings (same sandbox class,
+  ``trim_blocks``/``lstrip_blocks``, ``{% generation %}`` tracker, ``loopcontrols``,
+  ``raise_exception``, ``tojson``, ``strftime_now``, ``dict``, ``namespace``) and the same
+  preparation of messages. Undefined variables render empty, as on the Hub. ``strftime_now``
+  can be pinned (:func:`pinned_clock`) so dated templates render reproducibly.
 * instruction and generator templates render with :class:`jinja2.StrictUndefined`, so a
   missing field is an error naming the field instead of silently empty text.
 
 Rendering errors become :class:`TemplateRenderError` (a ``WorkbenchError``); a template that
 reaches for Python internals raises :class:`TemplateSecurityError`, which is also a
-``jinja2.exceptions.SecurityError``.
+``jinja2.exceptions.SecurityError``. Every template file is validated before use
+(:func:`check_template_source`: it parses and names no ``__dunder__``); :func:`add_template`
+adds a user's file to the registry after a test render.
 """
 from __future__ import annotations
 
@@ -43,6 +46,11 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from datastore.errors import NotFound, WorkbenchError
 
 _HEADER = re.compile(r"\{#-?\s*wb-template:(?P<body>.*?)-?#\}", re.S)
+_GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
+_TOKENS_LINE = re.compile(r"^\s*tokens:(.*)$", re.M)
+# Token-like literals in chat templates: <|im_start|>, <s>, </s>, <bos>, [INST], [/INST], [TOOL_CALLS] ...
+_CONTROL_LITERAL = re.compile(r"<\|[^<>|\s]{1,60}\|>|</?s>|<(?:bos|eos|pad|unk|start_of_turn|end_of_turn)>"
+                              r"|\[/?[A-Z][A-Z_]{1,40}\]|<[A-Z][A-Z_]{2,40}>")
 
 
 class TemplateRenderError(WorkbenchError):
@@ -80,13 +88,30 @@ class Template:
     name: str
     kind: str
     version: int
-    path: Path
+    path: Path | None
     text: str
     sha256: str
+    special_tokens: tuple = ()  # ((name, value), ...) from the header's ``tokens:`` line
 
     def info(self) -> dict:
         return {"name": self.name, "kind": self.kind, "version": self.version,
-                "sha256": self.sha256, "path": str(self.path)}
+                "sha256": self.sha256, "path": str(self.path) if self.path else None}
+
+    @property
+    def special_tokens_map(self) -> dict:
+        """``{"bos_token": "<s>", ...}`` declared in the header (``tokens: bos_token=<s> ...``)."""
+        return dict(self.special_tokens)
+
+    @property
+    def has_generation_markers(self) -> bool:
+        """Whether the template marks what to learn with ``{% generation %}`` blocks."""
+        return bool(_GENERATION_TAG.search(self.text))
+
+    @property
+    def control_tokens(self) -> tuple[str, ...]:
+        """Control-token strings of this template: token-like literals it writes (``<|im_start|>``,
+        ``[INST]``, ``</s>``) and the special tokens its header declares; longest first."""
+        return template_control_tokens(self.text, self.special_tokens_map)
 
 
 def _parse_header(text: str) -> dict:
@@ -102,20 +127,132 @@ def _parse_header(text: str) -> dict:
         elif ":" in part:
             k, v = part.split(":", 1)
             out[k.strip()] = v.strip()
+    tl = _TOKENS_LINE.search(m.group("body"))
+    if tl:
+        out["tokens"] = tuple((k, v) for k, v in re.findall(r"(\w+_token)=(\S+)", tl.group(1)))
     return out
 
 
+def template_control_tokens(text: str, special_tokens: dict | None = None) -> tuple[str, ...]:
+    """Control-token strings a template writes: token-like string literals in its text
+    (``<|im_start|>``, ``[INST]``, ``</s>``, ``<BOS_TOKEN>``) plus the string values of
+    ``special_tokens`` (``bos_token`` ...). Longest first, so a token wins over those it contains."""
+    try:
+        ast = chat_environment().parse(text)
+        literals = [n.data for n in ast.find_all(jinja2.nodes.TemplateData)]
+        literals += [n.value for n in ast.find_all(jinja2.nodes.Const) if isinstance(n.value, str)]
+    except jinja2.TemplateSyntaxError:
+        literals = [text]
+    found = {t for lit in literals for t in _CONTROL_LITERAL.findall(lit)}
+    found |= {v for v in (special_tokens or {}).values() if isinstance(v, str) and v.strip()}
+    return tuple(sorted(found, key=lambda t: (-len(t), t)))
+
+
+def check_template_source(text: str, name: str = "<string>") -> None:
+    """Validate a template before use: it must parse, and it must not name Python internals
+    (attributes or keys starting with ``__``, such as ``__class__``, ``__globals__``,
+    ``__subclasses__``), which the sandbox would refuse at render time anyway.
+
+    Raises:
+        TemplateSecurityError: an attribute walk to a dunder name (the message names it and the line).
+        TemplateRenderError: a syntax error (with the line).
+    """
+    try:
+        ast = chat_environment().parse(text)
+    except jinja2.TemplateSyntaxError as e:
+        raise TemplateRenderError(f"template '{name}' has a syntax error at line {e.lineno}: {e.message}",
+                                  template=name) from e
+    found: list[tuple[int, str]] = []
+    for node in ast.find_all((jinja2.nodes.Getattr, jinja2.nodes.Getitem, jinja2.nodes.Name)):
+        attr = (node.attr if isinstance(node, jinja2.nodes.Getattr)
+                else node.name if isinstance(node, jinja2.nodes.Name)
+                else node.arg.value if isinstance(node.arg, jinja2.nodes.Const) else None)
+        if isinstance(attr, str) and attr.startswith("__") and (node.lineno, attr) not in found:
+            found.append((node.lineno, attr))
+    if found:
+        found.sort()
+        names = ", ".join(f"'{a}'" for _, a in found)
+        raise TemplateSecurityError(
+            f"template '{name}' is not allowed: it reaches for Python internals {names} "
+            f"(line {found[0][0]}); templates render in a sandbox and cannot access Python internals",
+            template=name)
+
+
 def template_from_file(path: str | Path, kind: str | None = None) -> Template:
-    """Read one template file (any location)."""
+    """Read one template file (any location), validated by :func:`check_template_source`.
+
+    Raises:
+        TemplateSecurityError: the template names Python internals. TemplateRenderError: syntax.
+    """
     p = Path(path)
     text = p.read_text(encoding="utf-8")
+    return _template_from_text(text, name=p.stem, kind=kind or _parse_header(text).get("kind") or p.parent.name,
+                               path=p)
+
+
+@lru_cache(maxsize=256)
+def _checked(text: str, name: str) -> None:
+    check_template_source(text, name)
+
+
+def _template_from_text(text: str, *, name: str, kind: str, path: Path | None) -> Template:
     head = _parse_header(text)
     try:
         version = int(head.get("version", 1))
     except ValueError:
         version = 1
-    return Template(name=p.stem, kind=kind or head.get("kind") or p.parent.name, version=version,
-                    path=p, text=text, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+    _checked(text, name)
+    return Template(name=name, kind=kind, version=version, path=path, text=text,
+                    sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                    special_tokens=head.get("tokens", ()))
+
+
+def template_from_text(text: str, name: str = "custom", kind: str = "chat") -> Template:
+    """A :class:`Template` from Jinja text (validated by :func:`check_template_source`)."""
+    return _template_from_text(text, name=name, kind=kind, path=None)
+
+
+def template_from_tokenizer(tokenizer, name: str | None = None) -> Template:
+    """The tokenizer's own ``chat_template`` as a chat :class:`Template` (version 1, SHA-256 of
+    the text). It renders exactly as ``tokenizer.apply_chat_template`` does.
+
+    Raises:
+        NotFound: the tokenizer has no chat template. TemplateSecurityError / TemplateRenderError.
+    """
+    text = getattr(tokenizer, "chat_template", None)
+    if isinstance(text, dict):
+        text = text.get("default")
+    if not text:
+        raise NotFound("the tokenizer has no chat_template")
+    name = name or (Path(getattr(tokenizer, "name_or_path", "") or "tokenizer").name or "tokenizer")
+    return _template_from_text(text, name=name, kind="chat", path=None)
+
+
+def add_template(path: str | Path, kind: str = "chat", name: str | None = None) -> Template:
+    """Validate a user's template file and copy it into ``templates/<kind>/<name>.jinja``.
+
+    Validation: it parses, names no Python internals, and renders a sample (a conversation for
+    ``chat``, Alpaca fields for ``instruction``) in the sandbox.
+
+    Raises:
+        TemplateSecurityError, TemplateRenderError; WorkbenchError when the name is taken by
+        a different template.
+    """
+    src = Path(path)
+    text = src.read_text(encoding="utf-8")
+    name = name or src.stem
+    tpl = template_from_text(text, name=name, kind=kind)
+    if kind == "chat":
+        render_chat_text(text, [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+                                {"role": "assistant", "content": "a"}], name=name)
+    elif kind == "instruction":
+        render_strict(text, {"instruction": "i", "input": "x", "output": "o"}, name=name)
+    dest = templates_root() / kind / f"{name}.jinja"
+    if dest.exists() and dest.read_text(encoding="utf-8") != text:
+        raise WorkbenchError(f"template '{kind}/{name}' already exists with other content; pick another name")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(text, encoding="utf-8")
+    return template_from_file(dest, kind)
 
 
 def list_templates(kind: str | None = None) -> list[Template]:
@@ -194,16 +331,67 @@ def _tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False
     return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
+_PINNED_NOW: contextvars.ContextVar[datetime | None] = contextvars.ContextVar("wb_pinned_now", default=None)
+
+
 def _strftime_now(fmt):
-    return datetime.now().strftime(fmt)
+    pinned = _PINNED_NOW.get()
+    return (pinned or datetime.now()).strftime(fmt)
+
+
+@contextmanager
+def pinned_clock(now: datetime | None):
+    """Within the block, ``strftime_now`` in templates reads ``now`` instead of the clock
+    (templates such as SmolLM3's print today's date). ``None`` leaves the clock alone."""
+    token = _PINNED_NOW.set(now)
+    try:
+        yield
+    finally:
+        _PINNED_NOW.reset(token)
+
+
+class _TemplateDict:
+    """``dict`` inside templates (as transformers): a callable, not the type itself."""
+
+    def __call__(self, *args, **kwargs):
+        return dict(*args, **kwargs)
+
+    def fromkeys(self, *args, **kwargs):
+        return dict.fromkeys(*args, **kwargs)
+
+
+class _TemplateNamespace(jinja2.utils.Namespace):
+    """``namespace`` that refuses underscore-prefixed attributes (as transformers)."""
+
+    def __init__(*args, **kwargs):
+        self, args = args[0], args[1:]
+        attrs = dict(*args, **kwargs)
+        for name in attrs:
+            _TemplateNamespace._check_name(name)
+        jinja2.utils.Namespace.__init__(self, attrs)
+
+    def __setitem__(self, name, value):
+        _TemplateNamespace._check_name(name)
+        jinja2.utils.Namespace.__setitem__(self, name, value)
+
+    @staticmethod
+    def _check_name(name):
+        if isinstance(name, str) and name.startswith("_"):
+            raise SecurityError(
+                f"Chat templates cannot store underscore-prefixed attributes on a namespace, but got {name!r}. "
+                "Please rename the attribute.")
 
 
 def _make_env(undefined) -> ImmutableSandboxedEnvironment:
+    # The settings of transformers.utils.chat_template_utils._cached_compile_jinja_template
+    # (transformers 5.24): same sandbox class, trim/lstrip blocks, extensions, filter and globals.
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, undefined=undefined,
                                         extensions=[GenerationTracker, jinja2.ext.loopcontrols])
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
+    env.globals["dict"] = _TemplateDict()
+    env.globals["namespace"] = _TemplateNamespace
     return env
 
 
@@ -226,6 +414,8 @@ def _compile(text: str, strict: bool) -> jinja2.Template:
 
 
 def _wrap(err: Exception, template: str) -> TemplateRenderError:
+    if isinstance(err, TemplateRenderError):
+        return err
     if isinstance(err, SecurityError):
         return TemplateSecurityError(f"template '{template}' is not allowed: {err}", template=template)
     if isinstance(err, UndefinedError):
@@ -260,49 +450,105 @@ def render_strict(text: str, context: dict, *, name: str = "<string>",
         TemplateSecurityError: sandbox violation.
     """
     try:
+        _checked(text, name)
         return _generate(_compile(text, True), context, track)
     except (TemplateError, TypeError, ValueError) as e:  # TypeError: e.g. 'None' + str inside the template
-        raise _wrap(e, name) from e
+        raise _wrap(e, name) from (None if isinstance(e, TemplateRenderError) else e)
 
 
-def _hf_renderer():
-    try:
-        from transformers.utils.chat_template_utils import render_jinja_template
-    except Exception:  # transformers missing or reorganized: use our copy of its settings
-        return None
-    return render_jinja_template
+_REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
+_SCALARS = (str, int, float, bool)
+
+
+def _plain(value):
+    """Template data rebuilt from plain JSON types (as transformers' ``_plain_template_data``):
+    exact scalars as they are, str/int/float subclasses stripped, mappings/lists/tuples copied,
+    anything else an inert ``<TypeName>`` placeholder."""
+    t = type(value)
+    if value is None or t in _SCALARS:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if hasattr(value, "item") and callable(value.item) and type(value).__module__ == "numpy":
+        return _plain(value.item())
+    if callable(getattr(value, "model_dump", None)):
+        return _plain(value.model_dump())
+    return f"<{type(value).__name__}>"
+
+
+def prepare_messages(messages: list) -> list[dict]:
+    """The messages a chat template sees, as ``apply_chat_template`` builds them: keys whose
+    value is None dropped (``content=None`` in OpenAI-style tool calls), plain JSON data, and
+    the reasoning fields aliased (``reasoning_content``/``thinking``/``reasoning``)."""
+    out = []
+    for m in messages:
+        if not isinstance(m, dict):
+            if callable(getattr(m, "model_dump", None)):
+                m = m.model_dump()
+            else:
+                raise TypeError(f"Chat messages should be dicts, dataclasses or pydantic models, but got {m!r}.")
+        if all(type(v) is str for v in m.values()):  # the common case: a plain copy is enough
+            m = dict(m)
+        else:
+            m = _plain({k: v for k, v in m.items() if v is not None})
+        reasoning = next((m[k] for k in _REASONING_FIELDS if m.get(k) is not None), None)
+        if reasoning is not None:
+            m = {"thinking": reasoning, **m, "reasoning_content": reasoning}
+        out.append(m)
+    return out
+
+
+def compile_chat(text: str) -> jinja2.Template:
+    """The compiled chat template (cached by text), for callers rendering many conversations."""
+    return _compile(text, False)
 
 
 def render_chat_text(text: str, messages: list[dict], *, add_generation_prompt: bool = False,
                      tools: list | None = None, documents: list | None = None, name: str = "<string>",
-                     track: bool = False, **extra: Any) -> tuple[str, list[tuple[int, int]]]:
+                     track: bool = False, now: datetime | None = None,
+                     **extra: Any) -> tuple[str, list[tuple[int, int]]]:
     """Render a chat template given as text, as ``apply_chat_template(tokenize=False)`` would.
+
+    Renders in :func:`chat_environment` (transformers' sandbox settings), with the messages
+    prepared as :func:`prepare_messages` (as transformers does) and the extra variables made
+    plain JSON data.
 
     Args:
         text: the Jinja chat template. messages: ``[{"role", "content", ...}]``.
         extra: further template variables (``bos_token``, ``eos_token``, ...).
         track: also return the character spans of ``{% generation %}`` blocks.
+        now: pin ``strftime_now`` to this moment (None: the clock).
     Returns:
         ``(rendered, spans)``; ``spans`` is empty unless ``track``.
     Raises:
-        TemplateRenderError / TemplateSecurityError.
+        TemplateRenderError (``raise_exception`` keeps the template's own message) /
+        TemplateSecurityError.
     """
-    # As apply_chat_template: keys whose value is None are dropped (``content=None`` from
-    # OpenAI-style tool calls), since many Hub templates test for a key, not for None.
-    messages = [{k: v for k, v in m.items() if v is not None} if isinstance(m, dict) else m
-                for m in messages]
-    hf = _hf_renderer()
     try:
-        if hf is not None:
-            try:
-                rendered, spans = hf([messages], tools=tools, documents=documents, chat_template=text,
-                                     return_assistant_tokens_mask=track,
-                                     add_generation_prompt=add_generation_prompt, **extra)
-                return rendered[0], ([tuple(s) for s in spans[0]] if track else [])
-            except ImportError:  # transformers refuses an old jinja2; our sandbox still works
-                pass
-        ctx = {"messages": messages, "tools": tools, "documents": documents,
-               "add_generation_prompt": add_generation_prompt, **extra}
-        return _generate(_compile(text, False), ctx, track)
+        msgs = prepare_messages(messages)
+        ctx = {"messages": msgs, "tools": _plain(tools) if tools is not None else None,
+               "documents": _plain(documents) if documents is not None else None,
+               "add_generation_prompt": add_generation_prompt,
+               **{k: _plain(v) for k, v in extra.items()}}
+        if documents is not None and any(not isinstance(d, dict) for d in documents):
+            raise TypeError("Documents should be a list of dicts with 'title' and 'text' keys!")
+        _checked(text, name)
+        tpl = _compile(text, False)
+        if now is None:
+            return _generate(tpl, ctx, track)
+        with pinned_clock(now):
+            return _generate(tpl, ctx, track)
     except (TemplateError, TypeError, ValueError) as e:
-        raise _wrap(e, name) from e
+        raise _wrap(e, name) from (None if isinstance(e, TemplateRenderError) else e)

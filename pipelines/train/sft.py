@@ -186,7 +186,7 @@ def probe_input_ids(tokenizer, template, prompt: str) -> list[int]:
 
 
 def run_sft(config: TrainConfig, conversations: list[list[dict]], run_dir: Path,
-            progress: Callable[[dict], None] | None = None) -> RunResult:
+            progress: Callable[[dict], None] | None = None, preflight=None) -> RunResult:
     """Fine-tune the base model on ``conversations`` and write the run folder (see module doc).
 
     Args:
@@ -195,11 +195,16 @@ def run_sft(config: TrainConfig, conversations: list[list[dict]], run_dir: Path,
             covers assistant turns only.
         run_dir: the run folder (created; existing progress/log files are appended to).
         progress: optional observer called with each progress record (same dicts as the JSON lines).
+        preflight: optional :class:`pipelines.preflight.PreflightReport`; when it has errors the run
+            stops before anything is written (``PreflightFailed``). None: no check (as before).
     Returns:
         :class:`RunResult`.
     Raises:
         WorkbenchError: unknown template or method, not a chat template, no trainable example.
     """
+    if preflight is not None:
+        from pipelines.preflight import check_before_training
+        check_before_training(preflight)
     t_start = time.monotonic()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

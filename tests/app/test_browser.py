@@ -118,3 +118,29 @@ def test_datasets_page_in_chromium(server):
             expect(page.get_by_text("A brand new instruction")).to_be_visible(timeout=UI_TIMEOUT_MS)
         finally:
             browser.close()
+
+
+def test_templates_page_in_chromium(server):
+    """The Templates page in a real browser: role-coloured render, token chips, custom editor."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1500})
+            page.goto(server)
+            expect(page.get_by_role("heading", name="Instruction Workbench")).to_be_visible(timeout=UI_TIMEOUT_MS)
+            page.locator('[data-testid="stSidebarNav"]').get_by_text("Templates").click()
+            expect(page.locator(".wb-rendered")).to_be_visible(timeout=UI_TIMEOUT_MS)
+            expect(page.locator(".wb-rendered .wb-user").first).to_contain_text("Instruction number 1 (edited)")
+            expect(page.locator(".wb-rendered .wb-system").first).to_contain_text("You are terse.")
+            expect(page.locator(".wb-tokens .wb-learned").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+            assert page.locator(".wb-tokens .wb-tok").count() > page.locator(".wb-tokens .wb-learned").count() > 0
+            assert page.get_by_text("Page not found").count() == 0
+            _settled(page)
+            expect(page.locator('[data-testid="stMetric"]').nth(3)).to_be_visible(timeout=UI_TIMEOUT_MS)
+            page.wait_for_timeout(1000)  # let fonts and chips paint
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "templates_page.png"), full_page=True)
+        finally:
+            browser.close()

@@ -38,10 +38,10 @@ WITH_INPUT = ("Below is an instruction that describes a task, paired with an inp
 
 
 def test_template_info_is_name_version_and_file_hash():
-    for name in ("chatml", "alpaca"):
+    for name, version in (("chatml", 1), ("alpaca", 2), ("llama3.1", 1), ("mistral-v0.3", 1), ("zephyr", 1)):
         info = template_info(name)
         tpl = get_template(name)
-        assert info["name"] == name and info["version"] == 1
+        assert info["name"] == name and info["version"] == version
         assert info["sha256"] == hashlib.sha256(tpl.path.read_text(encoding="utf-8").encode()).hexdigest()
     assert template_info("chatml")["kind"] == "chat"
     assert template_info("instruction/alpaca")["kind"] == "instruction"
@@ -177,17 +177,25 @@ def test_control_tokens_in_content_stay_text(tokenizer):
     assert tokenizer.decode([x for x in labels if x != -100]) == "No.<|im_start|><|im_end|>"
 
 
-def test_own_sandbox_matches_transformers_renderer(monkeypatch):
-    """Without transformers' renderer, our copy of its environment gives the same text and spans."""
-    import pipelines.render.templates as T
+def test_chat_environment_has_transformers_settings():
+    """Our chat environment is configured as transformers' (same class, options, extensions,
+    filter and globals), so tokenizer templates behave identically."""
+    from transformers.utils.chat_template_utils import _compile_jinja_template
 
-    ref_text, ref_spans = assistant_char_spans(TWO_TURNS)
-    ref_gen = render_chat(TWO_TURNS[:2], add_generation_prompt=True)
-    monkeypatch.setattr(T, "_hf_renderer", lambda: None)
-    assert assistant_char_spans(TWO_TURNS) == (ref_text, ref_spans)
-    assert render_chat(TWO_TURNS[:2], add_generation_prompt=True) == ref_gen
+    from pipelines.render.templates import chat_environment
+
+    theirs = _compile_jinja_template("x").environment
+    ours = chat_environment()
+    assert type(ours) is type(theirs)
+    for opt in ("trim_blocks", "lstrip_blocks", "keep_trailing_newline", "autoescape", "undefined"):
+        assert getattr(ours, opt) == getattr(theirs, opt), opt
+    assert sorted(ours.extensions) != [] and len(ours.extensions) == len(theirs.extensions)
+    assert set(theirs.globals) <= set(ours.globals) and set(theirs.filters) <= set(ours.filters)
     with pytest.raises(SecurityError):
         render_chat_text("{{ ''.__class__.__mro__ }}", [])
+    with pytest.raises(SecurityError):
+        render_chat_text("{% set ns = namespace(_x=1) %}", [])
     with pytest.raises(TemplateRenderError, match="boom"):
         render_chat_text("{{ raise_exception('boom') }}", [])
     assert render_chat_text("{{ {'a': 'é'} | tojson }}", [])[0] == '{"a": "é"}'
+    assert render_chat_text("{{ dict(a=1)['a'] }}", [])[0] == "1"

@@ -1,0 +1,347 @@
+"""Helpers for the Templates page: a sample rendered through a template, cut into pieces by
+role, its tokens and loss mask, and the HTML that shows them.
+
+What is shown is what training sees: the sample's ``turns()`` through
+``pipelines.render.render_with_mask`` (as ``pipelines/train/sft.py`` calls it), with the
+tokenizer's special tokens as template variables. The ids and labels come from there; this
+module only locates each message's (or field's) text inside the rendered string so the page
+can colour it, underlines the characters of the learned tokens, and turns the result into
+escaped HTML. No SQL, no ``duckdb`` (the app's layer rule).
+
+Role pieces are found by rendering the same messages with a private-use sentinel in place of
+each content (``\\ue000N\\ue001``) and reading where the sentinels land; when the template
+changes content (``| trim``, ``| upper``), that fails the rebuild check and each content is
+searched for in order instead. Text found neither way is shown as template text.
+"""
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+
+from pipelines.render import (
+    EmptyLossMask,
+    Template,
+    TemplateRenderError,
+    assistant_char_spans,
+    render_chat,
+    render_instruction,
+    render_sample,
+    render_with_mask,
+    template_from_text,
+)
+
+# An instruction field is drawn in the colour of the role it plays in a chat.
+FIELD_ROLE = {"system": "system", "instruction": "user", "input": "user", "output": "assistant"}
+ROLE_COLORS = {  # rgba so the tints read on the light and the dark theme alike
+    "system": (139, 92, 246),
+    "user": (59, 130, 246),
+    "assistant": (34, 160, 90),
+    "tool": (234, 140, 20),
+    "other": (140, 140, 140),
+}
+LEARNED_RGB = (34, 160, 90)
+MAX_TOKENS_SHOWN = 512
+MAX_CHARS_SHOWN = 20_000
+CUSTOM_NAME = "custom"
+
+_SENTINEL = re.compile("\ue000(\\d+)\ue001")
+
+
+@dataclass
+class RenderView:
+    """A sample rendered through one template.
+
+    Attributes:
+        text: the rendered string. kind: ``chat`` or ``instruction``.
+        learned: ``[start, end)`` character spans of the ``{% generation %}`` blocks.
+        pieces: ``(start, end, label)`` covering ``text`` in order; ``label`` is a role
+            (``user``) or an instruction field (``input``), or None for template text.
+        ids / labels: token ids and training labels (-100 = not learned); empty when no
+            tokenizer was given.
+        messages: the sample's turns. note: why nothing is learned (an empty loss mask).
+    """
+
+    text: str
+    kind: str
+    learned: list[tuple[int, int]]
+    pieces: list[tuple[int, int, str | None]]
+    ids: list[int] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)
+    note: str | None = None
+
+    @property
+    def n_learned(self) -> int:
+        return sum(1 for x in self.labels if x != -100)
+
+
+def custom_template(text: str, kind: str = "chat") -> Template:
+    """A :class:`Template` over text typed in the editor (it has no file). Validated by the
+    render stage: raises :class:`TemplateRenderError` (syntax) or
+    :class:`TemplateSecurityError` (Python internals named)."""
+    return template_from_text(text, name=CUSTOM_NAME, kind=kind)
+
+
+def _label(s: str | None) -> str:
+    return (s or "other").lower()
+
+
+def _locate(text: str, sentinel_text: str, contents: list[str], labels: list[str],
+            ) -> list[tuple[int, int, str | None]]:
+    """Pieces of ``text`` from a render with sentinels; falls back to ordered search."""
+    pieces: list[tuple[int, int, str | None]] = []
+    rebuilt, pos, last = [], 0, 0
+    for mo in _SENTINEL.finditer(sentinel_text):
+        lit = sentinel_text[last:mo.start()]
+        if lit:
+            pieces.append((pos, pos + len(lit), None))
+            rebuilt.append(lit)
+            pos += len(lit)
+        i = int(mo.group(1))
+        if i >= len(contents):
+            break
+        pieces.append((pos, pos + len(contents[i]), labels[i]))
+        rebuilt.append(contents[i])
+        pos += len(contents[i])
+        last = mo.end()
+    tail = sentinel_text[last:]
+    if tail:
+        pieces.append((pos, pos + len(tail), None))
+        rebuilt.append(tail)
+    if "".join(rebuilt) == text:
+        return [p for p in pieces if p[1] > p[0]]
+    # The template changed the content: find each one, in order, where it can be found.
+    pieces, pos = [], 0
+    for c, lab in zip(contents, labels):
+        at = text.find(c, pos) if c else -1
+        if at < 0:
+            continue
+        if at > pos:
+            pieces.append((pos, at, None))
+        pieces.append((at, at + len(c), lab))
+        pos = at + len(c)
+    if pos < len(text):
+        pieces.append((pos, len(text), None))
+    return pieces
+
+
+def _sentinel_values(values: list) -> tuple[list, list[str], list[int]]:
+    """Replace non-blank strings by sentinels; return (new values, contents, indexes)."""
+    out, contents, idx = [], [], []
+    for i, v in enumerate(values):
+        if isinstance(v, str) and v.strip():
+            out.append(f"\ue000{len(contents)}\ue001")
+            contents.append(v)
+            idx.append(i)
+        else:
+            out.append(v)
+    return out, contents, idx
+
+
+def _context(tokenizer, tpl: Template) -> dict:
+    """Template variables as ``render_with_mask`` passes them: the tokenizer's special tokens,
+    then the template's declared ones."""
+    ctx = {k: v for k, v in (tokenizer.special_tokens_map if tokenizer is not None else {}).items()
+           if isinstance(v, str)}
+    ctx.update(getattr(tpl, "special_tokens_map", None) or {})
+    return ctx
+
+
+def _instruction_fields(messages: list[dict], name: str) -> tuple[list[str], list]:
+    """An instruction sample's turns as template fields (as the training path maps them:
+    system, the user turn as ``instruction``, the assistant turn as ``output``)."""
+    roles = [m.get("role") for m in messages]
+    if roles.count("user") != 1 or roles.count("assistant") > 1 or set(roles) - {"system", "user", "assistant"}:
+        raise TemplateRenderError(f"template '{name}' renders one instruction and its answer, not a "
+                                  f"conversation of roles {roles}", template=name)
+    key = {"system": "system", "user": "instruction", "assistant": "output"}
+    return [key[m["role"]] for m in messages], [m.get("content") for m in messages]
+
+
+def _learned_from_tokens(tokenizer, text: str, ids: list[int], labels: list[int]):
+    """Character spans of the learned tokens, when ``text`` tokenizes to ``ids``; else None."""
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    if list(enc["input_ids"]) != list(ids):
+        return None
+    spans: list[tuple[int, int]] = []
+    for (s, e), lab in zip(enc["offset_mapping"], labels):
+        if lab == -100 or e <= s:
+            continue
+        if spans and s <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(e, spans[-1][1]))
+        else:
+            spans.append((s, e))
+    return spans
+
+
+def build_view(sample, tpl: Template, tokenizer=None) -> RenderView:
+    """Render ``sample`` through ``tpl`` as training does (its ``turns()`` through
+    :func:`pipelines.render.render_with_mask`, with the tokenizer's special tokens as template
+    variables), locate each role's text, and with a tokenizer add the ids, the labels and a
+    note when the sample has nothing to learn.
+
+    Raises what ``pipelines.render`` raises (:class:`TemplateRenderError`,
+    :class:`TemplateSecurityError`, ``WorkbenchError``) except ``EmptyLossMask``, which
+    becomes ``view.note``.
+    """
+    if tpl.kind not in ("chat", "instruction"):
+        raise TemplateRenderError(f"template '{tpl.name}' is a {tpl.kind} template; pick a chat or "
+                                  "instruction template to render samples", template=tpl.name)
+    if tpl.kind == "instruction" and sample.kind == "conversation":
+        render_sample(sample, tpl)  # the pipeline's refusal, with its message
+    messages = sample.turns()
+    ctx = _context(tokenizer, tpl)
+    ids: list[int] = []
+    labels: list[int] = []
+    note = None
+    if tokenizer is not None:
+        try:
+            ids, labels = render_with_mask(tokenizer, messages, tpl)
+        except EmptyLossMask as e:
+            note = str(e)
+            ids, labels = render_with_mask(tokenizer, messages, tpl, require_loss=False)
+
+    if tpl.kind == "instruction":
+        names, values = _instruction_fields(messages, tpl.name)
+        fields = {**{k: v for k, v in ctx.items() if k.endswith("_token")}, **dict(zip(names, values))}
+        text, spans = render_instruction(fields, tpl, with_spans=True)
+        masked, contents, idx = _sentinel_values(values)
+        labs = [names[i] for i in idx]
+        try:
+            stext = render_instruction({**fields, **dict(zip(names, masked))}, tpl)
+        except TemplateRenderError:
+            stext = ""
+    else:
+        text, spans = assistant_char_spans(messages, tpl, **ctx)
+        masked_contents, contents, idx = _sentinel_values([m.get("content") for m in messages])
+        masked = [{**m, "content": c} for m, c in zip(messages, masked_contents)]
+        labs = [_label(messages[i].get("role")) for i in idx]
+        try:
+            stext = render_chat(masked, tpl, **ctx)
+        except TemplateRenderError:
+            stext = ""
+    learned = list(spans)
+    if tokenizer is not None:
+        learned = _learned_from_tokens(tokenizer, text, ids, labels) or learned
+    return RenderView(text=text, kind=tpl.kind, learned=learned, pieces=_locate(text, stext, contents, labs),
+                      ids=ids, labels=labels, messages=messages, note=note)
+
+
+# ---------------------------------------------------------------- HTML
+_EXTRA_ESCAPES = {c: f"&#{ord(c)};" for c in "$:[]\\`*_~#|{}"}
+
+
+def esc(s: str) -> str:
+    """``s`` as inert HTML text inside Streamlit Markdown: entities for ``& < > " '`` and for
+    the characters Markdown, math and Streamlit directives would act on; newlines as ``<br>``
+    (a blank line would end the HTML block and let Markdown parse the rest)."""
+    out = html.escape(s, quote=True)
+    out = "".join(_EXTRA_ESCAPES.get(c, c) for c in out)
+    return out.replace("\r\n", "\n").replace("\n", "<br>")
+
+
+def _rgba(rgb: tuple[int, int, int], a: float) -> str:
+    return f"rgba({rgb[0]},{rgb[1]},{rgb[2]},{a})"
+
+
+def role_rgb(label: str | None) -> tuple[int, int, int]:
+    if label is None:
+        return ROLE_COLORS["other"]
+    return ROLE_COLORS.get(FIELD_ROLE.get(label, label), ROLE_COLORS["other"])
+
+
+_BOX = ("font-family:'Source Code Pro',ui-monospace,monospace;font-size:0.85rem;line-height:1.7;"
+        "white-space:pre-wrap;word-break:break-word;padding:0.75rem 1rem;border-radius:0.5rem;"
+        "border:1px solid rgba(128,128,128,0.35);max-height:32rem;overflow-y:auto")
+
+
+def legend_html(labels: list[str]) -> str:
+    """Coloured chips naming the roles (or fields) present, plus the learned marker."""
+    chips = []
+    for lab in labels:
+        c = role_rgb(lab)
+        chips.append(f'<span class="wb-legend" style="background:{_rgba(c, 0.22)};border:1px solid '
+                     f'{_rgba(c, 0.7)};border-radius:0.35rem;padding:0.05rem 0.45rem;margin-right:0.4rem;'
+                     f'font-size:0.8rem">{esc(lab)}</span>')
+    chips.append('<span class="wb-legend" style="border:1px dashed rgba(140,140,140,0.8);border-radius:0.35rem;'
+                 'padding:0.05rem 0.45rem;margin-right:0.4rem;font-size:0.8rem;opacity:0.75">template text</span>')
+    chips.append(f'<span class="wb-legend" style="text-decoration:underline 2px {_rgba(LEARNED_RGB, 1)};'
+                 'text-underline-offset:3px;font-size:0.8rem">underlined = learned (loss on)</span>')
+    return "<div>" + "".join(chips) + "</div>"
+
+
+def _cuts(view: RenderView, limit: int) -> list[tuple[int, int, str | None, bool]]:
+    """Pieces further cut at generation-span edges: ``(start, end, label, learned)``."""
+    bounds = {0, min(len(view.text), limit)}
+    for s, e, _ in view.pieces:
+        bounds.update((s, e))
+    for s, e in view.learned:
+        bounds.update((s, e))
+    edges = sorted(b for b in bounds if 0 <= b <= min(len(view.text), limit))
+    out = []
+    for a, b in zip(edges, edges[1:]):
+        if b <= a:
+            continue
+        lab = next((p[2] for p in view.pieces if p[0] <= a and b <= p[1]), None)
+        learned = any(s <= a and b <= e for s, e in view.learned)
+        out.append((a, b, lab, learned))
+    return out
+
+
+def rendered_html(view: RenderView, limit: int = MAX_CHARS_SHOWN) -> str:
+    """The rendered text as one line of HTML: role content tinted by role, template text
+    dimmed, learned text underlined; at most ``limit`` characters."""
+    parts = []
+    for a, b, lab, learned in _cuts(view, limit):
+        style = []
+        if lab is not None:
+            style.append(f"background:{_rgba(role_rgb(lab), 0.2)};border-radius:0.2rem")
+        else:
+            style.append("opacity:0.7;font-weight:600")
+        if learned:
+            style.append(f"text-decoration:underline 2px {_rgba(LEARNED_RGB, 1)};text-underline-offset:3px")
+        cls = f"wb-{lab}" if lab else "wb-template"
+        title = (lab or "template text") + (" · learned" if learned else "")
+        parts.append(f'<span class="{cls}" title="{esc(title)}" style="{";".join(style)}">'
+                     f"{esc(view.text[a:b])}</span>")
+    return f'<div class="wb-rendered" style="{_BOX}">' + "".join(parts) + "</div>"
+
+
+def token_text(tokenizer, tid: int) -> str:
+    """One token as readable text: spaces as ``·``, newlines as ``↵``, tabs as ``→``."""
+    s = tokenizer.decode([tid])
+    return s.replace(" ", "·").replace("\n", "↵").replace("\t", "→") or "∅"
+
+
+def tokens_html(tokenizer, ids: list[int], labels: list[int], limit: int = MAX_TOKENS_SHOWN) -> str:
+    """Tokens as chips; learned tokens (label != -100) in green, the others grey."""
+    chips = []
+    base = ("display:inline-block;margin:0.1rem;padding:0 0.3rem;border-radius:0.3rem;"
+            "font-family:'Source Code Pro',ui-monospace,monospace;font-size:0.75rem;line-height:1.5;"
+            "white-space:pre")
+    for i, (tid, lab) in enumerate(zip(ids[:limit], labels[:limit])):
+        learned = lab != -100
+        look = (f"background:{_rgba(LEARNED_RGB, 0.25)};border:1px solid {_rgba(LEARNED_RGB, 0.9)};font-weight:600"
+                if learned else "background:rgba(140,140,140,0.12);border:1px solid rgba(140,140,140,0.35);"
+                "opacity:0.8")
+        cls = "wb-tok wb-learned" if learned else "wb-tok wb-masked"
+        title = f"#{i} id {tid}" + (" · learned" if learned else " · masked (-100)")
+        chips.append(f'<span class="{cls}" title="{esc(title)}" style="{base};{look}">'
+                     f"{esc(token_text(tokenizer, tid))}</span>")
+    return ('<div class="wb-tokens" style="max-height:24rem;overflow-y:auto;padding:0.25rem 0">'
+            + "".join(chips) + "</div>")
+
+
+def mask_runs(labels: list[int]) -> list[dict]:
+    """Consecutive runs of the mask: ``[{"from", "to", "tokens", "learned"}]`` (token indexes,
+    inclusive), for a compact table."""
+    runs = []
+    for i, lab in enumerate(labels):
+        learned = lab != -100
+        if runs and runs[-1]["learned"] == learned:
+            runs[-1]["to"] = i
+            runs[-1]["tokens"] += 1
+        else:
+            runs.append({"from": i, "to": i, "tokens": 1, "learned": learned})
+    return runs
