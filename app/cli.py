@@ -21,8 +21,9 @@ from datastore.errors import WorkbenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Instruction Workbench: curate instruction and chat datasets for SFT.")
-out = Console()
-err = Console(stderr=True)
+# Piped output is not wrapped at 80 columns (scripts read it); a terminal keeps its width.
+out = Console(soft_wrap=not sys.stdout.isatty(), width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class State:
@@ -261,10 +262,11 @@ def stats(dataset: str = typer.Option(..., "--dataset", "-d"),
 
 @app.command()
 def tag(tag_name: str = typer.Argument(..., metavar="TAG"), dataset: str = typer.Option(..., "--dataset", "-d"),
-        version: Optional[str] = typer.Option(None, "--version", "-v")):
+        version: Optional[str] = typer.Option(None, "--version", "-v"),
+        force: bool = typer.Option(False, "--force", help="Move the tag if it names another version.")):
     """Tag a version (default: head); a tag can name the version everywhere afterwards."""
     from pipelines import catalog
-    v = catalog.tag_version(state.workspace, dataset, tag_name, version, user=_user())
+    v = catalog.tag_version(state.workspace, dataset, tag_name, version, user=_user(), force=force)
     out.print(f"tagged {dataset} v{v.number} ({v.version_id}) as '{tag_name}'")
 
 

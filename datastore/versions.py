@@ -377,18 +377,27 @@ def stats(store, version: Version) -> dict:
     by_kind = dict(conn.execute(f"SELECT kind, count(*) FROM samples WHERE {_visible()} GROUP BY kind", p).fetchall())
     by_task = dict(conn.execute(
         f"SELECT coalesce(task_type, '(none)'), count(*) FROM samples WHERE {_visible()} GROUP BY 1 ORDER BY 2 DESC", p).fetchall())
+    conv = conn.execute(
+        f"SELECT count(*) FILTER (WHERE json_extract_string(messages, '$[#-1].role') = 'user'), "
+        f"count(*) FILTER (WHERE json_extract_string(messages, '$[0].role') = 'assistant'), "
+        f"avg(json_array_length(messages)) "
+        f"FROM samples WHERE {_visible()} AND kind = 'conversation'", p).fetchall()[0]
     by_source = dict(conn.execute(
         f"SELECT coalesce(source, '(none)'), count(*) FROM samples WHERE {_visible()} GROUP BY 1 ORDER BY 2 DESC LIMIT 20", p).fetchall())
     lengths = conn.execute(
-        f"SELECT avg(length(coalesce(output, ''))), median(length(coalesce(output, ''))), "
+        f"SELECT avg(length(output)) FILTER (WHERE kind = 'instruction'), "
+        f"median(length(output)) FILTER (WHERE kind = 'instruction'), "
         f"count(*) FILTER (WHERE kind = 'instruction' AND (input IS NULL OR trim(input) = '')), "
         f"count(*) FILTER (WHERE kind = 'instruction' AND output IS NULL) "
         f"FROM samples WHERE {_visible()}", p).fetchone()
     return {"dataset": version.dataset, "version": version.number, "version_id": version.version_id,
             "content_hash": version.content_hash, "samples": version.n_samples, "by_kind": by_kind,
             "by_task_type": by_task, "by_source": by_source,
-            "output_chars_mean": round(lengths[0] or 0, 1), "output_chars_median": lengths[1] or 0,
-            "instructions_without_input": lengths[2], "prompt_only_instructions": lengths[3]}
+            "instruction_output_chars_mean": round(lengths[0] or 0, 1),
+            "instruction_output_chars_median": lengths[1] or 0,
+            "instructions_without_input": lengths[2], "prompt_only_instructions": lengths[3],
+            "prompt_only_conversations": conv[0], "conversations_starting_with_assistant": conv[1],
+            "turns_per_conversation_mean": round(conv[2] or 0, 2)}
 
 
 def diff(store, name: str, a: str | int | None, b: str | int | None) -> Diff:
@@ -412,12 +421,23 @@ def diff(store, name: str, a: str | int | None, b: str | int | None) -> Diff:
     return Diff(va, vb, **out)
 
 
-def tag(store, name: str, tag_name: str, ref: str | int | None, *, user: str) -> Version:
-    """Point ``tag_name`` at a version (moving it if it exists). Tags that look like a
-    version number are refused, so a number always means a number."""
+def tag(store, name: str, tag_name: str, ref: str | int | None, *, user: str, force: bool = False) -> Version:
+    """Point ``tag_name`` at a version. Tags that look like a version number are refused,
+    so a number always means a number.
+
+    Raises:
+        Conflict: the tag already names another version and ``force`` is false (a tag is
+            how runs and exports name data; moving it silently would change what it means).
+    """
     if not tag_name or tag_name.isdigit() or (tag_name[:1] in "vV" and tag_name[1:].isdigit()):
         raise WorkbenchError(f"tag '{tag_name}' is not allowed: it would read as a version number")
     v = resolve(store, name, ref)
+    ds = get_dataset(store, name)
+    cur = store.conn.execute(
+        "SELECT v.number, v.version_id FROM tags t JOIN versions v USING (version_id) "
+        "WHERE t.dataset_id = ? AND t.tag = ?", [ds.dataset_id, tag_name]).fetchall()
+    if cur and cur[0][1] != v.version_id and not force:
+        raise Conflict(f"tag '{tag_name}' already names {name} v{cur[0][0]}; pass --force to move it to v{v.number}")
     with store.transaction():
         store.conn.execute("INSERT OR REPLACE INTO tags VALUES (?, ?, ?, ?, ?)",
                            [v.dataset_id, tag_name, v.version_id, user, audit.now()])

@@ -14,7 +14,7 @@ from datastore import versions as V
 def list_datasets(workspace: str | Path) -> list[dict]:
     """``[{"name", "kind", "versions", "samples", "content_hash", "updated_at", "description"}]``."""
     out = []
-    with Store(workspace) as st:
+    with Store(workspace, create=False) as st:
         for ds in V.list_datasets(st):
             head = V.resolve(st, ds.name) if ds.head else None
             out.append({"name": ds.name, "kind": ds.kind, "versions": ds.head,
@@ -27,32 +27,32 @@ def list_datasets(workspace: str | Path) -> list[dict]:
 
 def dataset_log(workspace: str | Path, name: str) -> list[Version]:
     """Versions of ``name``, newest first."""
-    with Store(workspace) as st:
+    with Store(workspace, create=False) as st:
         return V.log(st, name)
 
 
 def get_version(workspace: str | Path, name: str, ref: str | int | None = None) -> Version:
-    with Store(workspace) as st:
+    with Store(workspace, create=False) as st:
         return V.resolve(st, name, ref)
 
 
 def sample_page(workspace: str | Path, name: str, ref: str | int | None = None, *,
                 after_id: int = 0, limit: int = 50) -> tuple[Version, list[Sample]]:
     """One keyset page of a version: samples with id > ``after_id``, at most ``limit``."""
-    with Store(workspace) as st:
+    with Store(workspace, create=False) as st:
         v = V.resolve(st, name, ref)
         return v, V.read_page(st, v, after_id=after_id, limit=limit)
 
 
 def version_stats(workspace: str | Path, name: str, ref: str | int | None = None) -> dict:
-    with Store(workspace) as st:
+    with Store(workspace, create=False) as st:
         return V.stats(st, V.resolve(st, name, ref))
 
 
 def version_diff(workspace: str | Path, name: str, a, b, *, with_samples: int = 0) -> dict:
     """Row-level diff; with ``with_samples > 0`` also the first samples of each change
     as ``{"added": [Sample], "removed": [Sample], "modified": [(old, new)]}``."""
-    with Store(workspace) as st:
+    with Store(workspace, create=False) as st:
         d = V.diff(st, name, a, b)
         out = {"a": d.a, "b": d.b, "added": d.added, "removed": d.removed, "modified": d.modified}
         if with_samples:
@@ -66,6 +66,6 @@ def version_diff(workspace: str | Path, name: str, a, b, *, with_samples: int = 
         return out
 
 
-def tag_version(workspace: str | Path, name: str, tag: str, ref, *, user: str) -> Version:
-    with Store(workspace) as st:
-        return V.tag(st, name, tag, ref, user=user)
+def tag_version(workspace: str | Path, name: str, tag: str, ref, *, user: str, force: bool = False) -> Version:
+    with Store(workspace, create=False) as st:
+        return V.tag(st, name, tag, ref, user=user, force=force)

@@ -21,10 +21,13 @@ def current_user(workspace: str | Path, name: str | None) -> str:
 
     Raises NotFound when users exist and ``name`` is missing or unknown.
     """
+    from datastore.store import DB_NAME
+    if not (Path(workspace) / DB_NAME).exists():  # nothing to look up: never create one here
+        return name or U.LOCAL_ADMIN
     with Store(workspace) as st:
         return U.get_role(st, name)[0]
 
 
 def quarantined(workspace: str | Path, dataset: str | None = None) -> list[dict]:
-    with Store(workspace) as st:
+    with Store(workspace, create=False) as st:
         return Q.list_rows(st, dataset)

@@ -26,7 +26,7 @@ from datastore.samples import rows_to_arrow
 
 from . import containers as C
 from .alpaca import AlpacaSchema, resolve_mapping
-from .base import ImportContext, RecordSchema, RowError
+from .base import ConversionError, ImportContext, RecordSchema, RowError
 from .messages import MessagesSchema
 from .self_instruct import SelfInstructSchema
 from .sharegpt import ShareGPTSchema
@@ -96,6 +96,16 @@ def parse_file(path: str | Path, *, fmt: str | None = None, mapping: dict[str, s
                          license=license, progress=progress)
 
 
+def _surrogate_field(value) -> str | None:
+    """The top-level key whose value holds a lone surrogate."""
+    for k, v in (value.items() if isinstance(value, dict) else []):
+        try:
+            json.dumps(v, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return k
+    return None
+
+
 def parse_records(records: list, *, file: str, container: str, schema_name: str | None = None,
                   mapping: dict[str, str] | None = None, merge_same_role: bool = False,
                   source: str | None = None, license: str | None = None,
@@ -136,7 +146,14 @@ def parse_records(records: list, *, file: str, container: str, schema_name: str 
             continue
         s = parsed.sample
         s.source, s.source_row, s.license = ctx.source, r.row, license
-        rows.append(s.to_row())
+        try:
+            rows.append(s.to_row())
+        except UnicodeEncodeError:  # JSON "\\ud83d": a lone surrogate is no Unicode text
+            bad.append({"row": r.row, "line": r.line, "field": _surrogate_field(r.value),
+                        "reason": "text holds a lone UTF-16 surrogate (an escape like \\ud83d without its pair), "
+                                  "which is not valid Unicode",
+                        "raw": r.raw or json.dumps(r.value, ensure_ascii=True)})
+            continue
         trainable += parsed.trainable
         for w in parsed.warnings:
             n_warn += 1
@@ -158,6 +175,8 @@ def import_file(workspace: str | Path, path: str | Path, dataset: str, *, user: 
         FormatError: a bad record without ``quarantine`` (the first one, with file, row or
             line, and field; the message counts the others), or nothing importable.
     """
+    if not Path(path).exists():
+        raise FormatError("no such file or folder", file=str(path))
     if fmt in (None, "alpaca", "jsonl") and not mapping and not merge_same_role:
         from .fast_alpaca import try_fast_import
         rep = try_fast_import(workspace, Path(path), dataset, user=user, license=license, kind=kind,
@@ -208,9 +227,16 @@ def to_records(samples, fmt: str) -> list[dict]:
     ``fmt`` is a container (csv, parquet, hf)."""
     out = []
     for s in samples:
+        if fmt == "csv" and s.kind == "conversation":
+            raise WorkbenchError(f"sample #{s.sample_id} is a conversation: CSV holds instruction samples; "
+                                 "export conversations as sharegpt, messages, parquet or hf")
         name = fmt if fmt in SCHEMAS else (s.layout or {}).get("schema") or (
             "alpaca" if s.kind == "instruction" else "messages")
-        out.append(SCHEMAS[name]().dump(s))
+        try:
+            out.append(SCHEMAS[name]().dump(s))
+        except ConversionError as e:
+            raise WorkbenchError(f"sample #{s.sample_id} cannot be written as {name} without losing data: {e}; "
+                                 "export it as sharegpt, messages, parquet or hf") from None
     return out
 
 

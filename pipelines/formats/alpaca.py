@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datastore.samples import Sample
 
-from .base import ImportContext, Parsed, RecordSchema, RowError, ordered_record, want_text
+from .base import ConversionError, ImportContext, Parsed, RecordSchema, RowError, ordered_record, want_text
 
 FIELDS = ("instruction", "input", "output", "system", "history")
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -107,27 +107,42 @@ class AlpacaSchema(RecordSchema):
         return ordered_record(keys, values, s.extra if same else None)
 
 
-def _conversation_to_alpaca(s: Sample) -> dict:
-    """A conversation as Alpaca: system, earlier pairs as history, the last user turn as
-    the instruction and the last assistant turn (if it ends the conversation) as output."""
-    turns = [t for t in (s.messages or [])]
+def simple_pairs(s: Sample) -> tuple[str | None, list[tuple[str, str]]]:
+    """A conversation as ``(system, [(user, assistant), ...])`` when that loses nothing:
+    an optional leading system turn, then strictly alternating user/assistant text turns
+    with no other keys, ending on the assistant.
+
+    Raises ConversionError naming what does not fit.
+    """
+    msgs = list(s.messages or [])
     system = s.system
-    if turns and turns[0].get("role") == "system":
-        system = turns[0].get("content")
-        turns = turns[1:]
-    output = None
-    if turns and turns[-1].get("role") == "assistant":
-        output = turns[-1].get("content")
-        turns = turns[:-1]
-    instr = turns[-1].get("content") if turns else ""
-    hist_turns = turns[:-1]
-    history = [[hist_turns[i].get("content"), hist_turns[i + 1].get("content")]
-               for i in range(0, len(hist_turns) - 1, 2)]
-    rec: dict = {"instruction": instr, "input": ""}
-    if output is not None:
-        rec["output"] = output
+    if msgs and msgs[0].get("role") == "system":
+        if system is not None:
+            raise ConversionError("it has two system prompts")
+        system, msgs = msgs[0].get("content"), msgs[1:]
+    if not msgs:
+        raise ConversionError("it has no user turn")
+    pairs = []
+    for i, m in enumerate(msgs):
+        want = "user" if i % 2 == 0 else "assistant"
+        if m.get("role") != want:
+            raise ConversionError(f"message {i} is a '{m.get('role')}' turn where a '{want}' turn is needed")
+        if set(m) - {"role", "content"} or not isinstance(m.get("content"), str):
+            raise ConversionError(f"message {i} carries more than role and text")
+    if len(msgs) % 2:
+        raise ConversionError("it ends on a user turn (a prompt without an answer)")
+    for i in range(0, len(msgs), 2):
+        pairs.append((msgs[i]["content"], msgs[i + 1]["content"]))
+    return system, pairs
+
+
+def _conversation_to_alpaca(s: Sample) -> dict:
+    """A conversation as Alpaca: system, earlier pairs as history, the last pair as
+    instruction and output. Raises ConversionError where that would lose turns."""
+    system, pairs = simple_pairs(s)
+    rec: dict = {"instruction": pairs[-1][0], "input": "", "output": pairs[-1][1]}
     if system:
         rec["system"] = system
-    if history:
-        rec["history"] = history
+    if len(pairs) > 1:
+        rec["history"] = [list(p) for p in pairs[:-1]]
     return rec

@@ -13,6 +13,10 @@ from typing import Any, ClassVar
 from datastore.samples import Sample
 
 
+class ConversionError(Exception):
+    """A sample cannot be written in the requested format without losing information."""
+
+
 class RowError(Exception):
     """One record is unusable; the importer adds file, row and line."""
 

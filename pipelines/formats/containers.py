@@ -177,12 +177,32 @@ def write_csv(records: list[dict], out: Path) -> None:
                         for c in cols])
 
 
-def write_parquet(records: list[dict], out: Path) -> None:
+def _arrow_table(records: list[dict], fmt: str):
+    """Records as one Arrow table, or a WorkbenchError naming the column whose values do
+    not share one type (Parquet and Arrow columns are typed; JSON keeps both)."""
     import pyarrow as pa
+
+    from datastore.errors import WorkbenchError
+    try:
+        return pa.Table.from_pylist(records)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        kinds: dict[str, set] = {}
+        for r in records:
+            for k, v in r.items():
+                if v is not None:
+                    kinds.setdefault(k, set()).add(type(v).__name__)
+        mixed = {k: sorted(v) for k, v in kinds.items() if len(v) > 1}
+        what = ", ".join(f"'{k}' ({' and '.join(v)})" for k, v in mixed.items()) or "a nested field"
+        raise WorkbenchError(f"cannot write {fmt}: column {what} mixes value types, and {fmt} columns "
+                             "hold one type; export as alpaca/sharegpt/messages JSON to keep both") from None
+
+
+def write_parquet(records: list[dict], out: Path) -> None:
     import pyarrow.parquet as pq
-    pq.write_table(pa.Table.from_pylist(records), out)
+    pq.write_table(_arrow_table(records, "parquet"), out)
 
 
 def write_hf(records: list[dict], out: Path) -> None:
-    from datasets import Dataset
-    Dataset.from_list(records).save_to_disk(str(out))
+    from datasets import Dataset, disable_progress_bars
+    disable_progress_bars()
+    Dataset(_arrow_table(records, "hf")).save_to_disk(str(out))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from datastore.samples import Sample
 
-from .base import ImportContext, Parsed, RecordSchema, RowError, ordered_record, want_text
+from .alpaca import simple_pairs
+from .base import ConversionError, ImportContext, Parsed, RecordSchema, RowError, ordered_record, want_text
 
 
 class SelfInstructSchema(RecordSchema):
@@ -45,7 +46,13 @@ class SelfInstructSchema(RecordSchema):
         lay = s.layout or {}
         same = lay.get("schema") == self.name
         extra = dict(s.extra or {}) if same else {}
-        values = {"instruction": s.instruction if s.kind == "instruction" else (s.turns()[-1]["content"])}
+        if s.kind != "instruction":
+            system, pairs = simple_pairs(s)
+            if system or len(pairs) != 1:
+                raise ConversionError("a Self-Instruct task holds one instruction and one answer, "
+                                      "without a system prompt")
+            return {"instruction": pairs[0][0], "instances": [{"input": "", "output": pairs[0][1]}]}
+        values = {"instruction": s.instruction}
         if "instances" in extra:
             values["instances"] = extra.pop("instances")
         else:
