@@ -33,7 +33,29 @@ def seed_demo_workspace(workspace: str | Path) -> str:
                 message="demo instruction samples")
     import_file(workspace, DEMO_DATA / "chat_samples.json", "demo-chat", user=user, license="Apache-2.0",
                 message="demo conversations")
-    return f"demo workspace ready at {workspace}: datasets seed-tasks, demo-sft, demo-chat"
+    _demo_edit(workspace, user)
+    return f"demo workspace ready at {workspace}: datasets seed-tasks, demo-sft (2 versions), demo-chat"
+
+
+def _demo_edit(workspace, user: str) -> None:
+    """A second version of demo-sft, so the version log and Compare have something to show:
+    one answer improved, one sample removed, one added."""
+    import dataclasses
+
+    from datastore import Sample
+    with Store(workspace) as st:
+        head = V.resolve(st, "demo-sft")
+        by_instr = {s.instruction: s for s in V.iter_samples(st, head)}
+        fix = by_instr["Give a synonym for 'quick'."]
+        drop = by_instr["What does HTTP stand for?"]
+        improved = dataclasses.replace(fix, output="Fast. Other options: rapid, swift, speedy.")
+        new = Sample(instruction="What does HTTPS add to HTTP?", input="",
+                     output="Encryption and server authentication through TLS, so traffic cannot be read or "
+                            "altered in transit.", source="demo-curator", license="Apache-2.0",
+                     layout={"schema": "alpaca", "keys": ["instruction", "input", "output"]})
+        V.commit(st, "demo-sft", author=user, message="review pass: improve one answer, replace the HTTP question",
+                 update={fix.sample_id: improved.to_row()}, remove=[drop.sample_id], add=[new.to_row()],
+                 operation={"op": "edit", "by": user})
 
 
 def _data_file(shared_rel: str, fallback: str) -> Path:

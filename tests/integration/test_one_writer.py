@@ -88,3 +88,14 @@ def test_a_long_holder_makes_others_fail_fast_naming_it(tmp_workspace, tmp_path)
     rc = subprocess.run([sys.executable, "-m", "app.cli", "--workspace", str(tmp_workspace), "import",
                          str(tmp_path / "a.jsonl"), "--dataset", "from-cli"], capture_output=True, text=True)
     assert rc.returncode == 0   # and it works once the holder is gone
+
+
+def test_demo_workspace_is_seeded_once_with_history(tmp_workspace):
+    from pipelines.demo import seed_demo_workspace
+    assert "demo-sft (2 versions)" in seed_demo_workspace(tmp_workspace)
+    assert "left as it is" in seed_demo_workspace(tmp_workspace)
+    with Store(tmp_workspace) as st:
+        assert {d.name: d.head for d in V.list_datasets(st)} == {"seed-tasks": 1, "demo-sft": 2, "demo-chat": 1}
+        d = V.diff(st, "demo-sft", 1, 2)
+        assert (len(d.added), len(d.removed), len(d.modified)) == (1, 1, 1)
+        assert V.resolve(st, "seed-tasks").n_samples == 30
