@@ -18,6 +18,8 @@ import streamlit as st
 
 from datastore import Sample, WorkbenchError, default_workspace
 from datastore.store import DB_NAME
+from pipelines.formats.base import RowError
+from pipelines.formats.conversation import check_roles
 
 log = logging.getLogger("workbench.app")
 
@@ -164,18 +166,33 @@ def render_turns(turns: list[dict], *, markdown: bool = False) -> None:
     """One ``st.chat_message`` per turn. A system prompt is set apart: a bordered box
     labelled "System prompt" above the conversation. Text is shown verbatim (``st.text``)
     unless ``markdown`` is set."""
-    for t in turns:
+    for i, t in enumerate(turns):
         role = (t.get("role") or "unknown").lower()
         content = t.get("content")
         if role == "system":
             with st.container(border=True):
-                st.caption(":material/settings: **System prompt**")
+                label = "System prompt" if i == 0 else "System (mid-conversation)"
+                st.caption(f":material/settings: **{label}**")
                 _text(content, markdown)
             continue
         with st.chat_message(role, avatar=ROLE_AVATARS.get(role)):
             if role not in ("user", "assistant"):
                 st.caption(f"**{role}**")
             _text(content, markdown)
+
+
+def conversation_warnings(s: Sample) -> list[str]:
+    """Role-order problems of a conversation sample, as found by
+    ``pipelines.formats.conversation.check_roles`` (starts with the assistant, two
+    consecutive turns of one role, a system turn after the first, ends on a user turn...);
+    empty for other kinds of sample."""
+    if s.kind != "conversation":
+        return []
+    roles = [str(m.get("role") or "unknown").lower() for m in (s.messages or [])]
+    try:
+        return check_roles(roles)
+    except RowError as e:  # an empty conversation
+        return [str(e)]
 
 
 def render_sample(s: Sample, *, markdown: bool = False) -> None:
@@ -193,10 +210,15 @@ def render_sample(s: Sample, *, markdown: bool = False) -> None:
             badges.append(f":green-badge[quality {meta['quality_score']:.2f}]")
         for tag in meta.get("tags") or []:
             badges.append(f":violet-badge[{badge_text(tag)}]")
+        for w in conversation_warnings(s):
+            badges.append(f":orange-badge[:material/warning: {badge_text(w)}]")
         st.markdown(" ".join(badges))
         render_turns(s.turns(), markdown=markdown)
         st.caption(metadata_line(s, meta))
         nested = {k: meta[k] for k in NESTED_FIELDS if k in meta}
         if nested:
             with st.expander(" and ".join(nested), icon=":material/account_tree:"):
-                st.json(nested, expanded=2)
+                for k, value in nested.items():  # the dicts themselves, not {"extra": {...}}
+                    if len(nested) > 1:
+                        st.caption(f"**{k}**")
+                    st.json(value, expanded=2)

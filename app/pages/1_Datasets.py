@@ -42,8 +42,15 @@ def _first_page(key: str) -> None:
     st.session_state.setdefault(STACKS_KEY, {})[key] = [0]
 
 
+OPEN_HEAD_KEY = "_open_head"  # set when the dataset changes: the next run selects the head
+
+
 def _dataset_changed() -> None:
-    st.session_state.pop("version", None)  # a new dataset opens at its head
+    # A new dataset opens at its head. The head is set (not the key popped) before the
+    # Version selectbox is drawn, so Streamlit sends the value to the browser: popping
+    # left the browser showing the old dataset's version and sending it back on the
+    # next click (bug: Next jumped to that version's page 1).
+    st.session_state[OPEN_HEAD_KEY] = True
 
 
 def _version_label(v: Version, head: int) -> str:
@@ -72,21 +79,23 @@ def datasets_table(datasets: list[dict]) -> None:
 
 def version_log_table(log: list[Version]) -> None:
     st.dataframe(
-        [{"version": f"v{v.number}", "id": v.version_id, "tags": ", ".join(v.tags),
+        # No version id column (the caption under the Version selectbox shows it): with it the
+        # last columns were clipped at 1400 px.
+        [{"version": f"v{v.number}", "tags": ", ".join(v.tags),
           "author": v.author, "message": v.message or "", "time (UTC)": common.fmt_time(v.created_at, utc=False),
           "samples": v.n_samples, "added": v.n_added, "removed": v.n_removed, "modified": v.n_modified}
          for v in log],
         hide_index=True, width="stretch",
         column_config={
             "version": st.column_config.TextColumn(width="small"),
-            "id": st.column_config.TextColumn(width=120),
-            "tags": st.column_config.TextColumn(width="small"),
-            "author": st.column_config.TextColumn(width="small"),
-            "message": st.column_config.TextColumn(width="medium"),
-            "samples": st.column_config.NumberColumn(format="localized", width="small"),
-            "added": st.column_config.NumberColumn("+ added", width="small"),
-            "removed": st.column_config.NumberColumn("− removed", width="small"),
-            "modified": st.column_config.NumberColumn("~ modified", width="small"),
+            "tags": st.column_config.TextColumn(width=80),
+            "author": st.column_config.TextColumn(width=100),
+            "message": st.column_config.TextColumn(width=200),
+            "time (UTC)": st.column_config.TextColumn(width=125),
+            "samples": st.column_config.NumberColumn(format="localized", width=80),
+            "added": st.column_config.NumberColumn("+ added", format="localized", width=80),
+            "removed": st.column_config.NumberColumn("− removed", format="localized", width=90),
+            "modified": st.column_config.NumberColumn("~ modified", format="localized", width=95),
         })
 
 
@@ -180,7 +189,9 @@ def stats_view(ws, name: str, v: Version) -> None:
         s = catalog.version_stats(ws, name, v.number)
     c = st.columns(4)
     c[0].metric("Samples", f"{s['samples']:,}")
-    c[1].metric("Output chars (mean)", f"{s['output_chars_mean']:,}")
+    # datastore renamed "output_chars_mean" to "instruction_output_chars_mean"; accept both.
+    mean = s.get("instruction_output_chars_mean", s.get("output_chars_mean", 0))
+    c[1].metric("Output chars (mean)", f"{mean:,}")
     c[2].metric("Instructions without input", f"{s['instructions_without_input']:,}")
     c[3].metric("Prompt-only instructions", f"{s['prompt_only_instructions']:,}",
                 help="Instruction samples with no output (nothing to train on).")
@@ -217,6 +228,9 @@ by_number = {v.number: v for v in log}
 
 st.subheader(f"{common.md_escape(name)} · version log")
 version_log_table(log)
+
+if st.session_state.pop(OPEN_HEAD_KEY, False):
+    st.session_state["version"] = log[0].number
 
 # Options read "v3": a bound widget puts its label in the URL (?version=v3), so the label
 # must not change when a tag moves or a newer version becomes the head.
