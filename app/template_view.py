@@ -16,7 +16,6 @@ searched for in order instead. Text found neither way is shown as template text.
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass, field
 
 from pipelines.render import (
@@ -28,6 +27,7 @@ from pipelines.render import (
     render_instruction,
     render_sample,
     render_with_mask,
+    split_sentinel_text,
     template_from_text,
 )
 
@@ -45,7 +45,6 @@ MAX_TOKENS_SHOWN = 512
 MAX_CHARS_SHOWN = 20_000
 CUSTOM_NAME = "custom"
 
-_SENTINEL = re.compile("\ue000(\\d+)\ue001")
 
 
 @dataclass
@@ -90,27 +89,9 @@ def _label(s: str | None) -> str:
 def _locate(text: str, sentinel_text: str, contents: list[str], labels: list[str],
             ) -> list[tuple[int, int, str | None]]:
     """Pieces of ``text`` from a render with sentinels; falls back to ordered search."""
-    pieces: list[tuple[int, int, str | None]] = []
-    rebuilt, pos, last = [], 0, 0
-    for mo in _SENTINEL.finditer(sentinel_text):
-        lit = sentinel_text[last:mo.start()]
-        if lit:
-            pieces.append((pos, pos + len(lit), None))
-            rebuilt.append(lit)
-            pos += len(lit)
-        i = int(mo.group(1))
-        if i >= len(contents):
-            break
-        pieces.append((pos, pos + len(contents[i]), labels[i]))
-        rebuilt.append(contents[i])
-        pos += len(contents[i])
-        last = mo.end()
-    tail = sentinel_text[last:]
-    if tail:
-        pieces.append((pos, pos + len(tail), None))
-        rebuilt.append(tail)
-    if "".join(rebuilt) == text:
-        return [p for p in pieces if p[1] > p[0]]
+    found, rebuilt = split_sentinel_text(sentinel_text, contents)
+    if rebuilt == text:
+        return [(a, b, None if i is None else labels[i]) for a, b, i in found if b > a]
     # The template changed the content: find each one, in order, where it can be found.
     pieces, pos = [], 0
     for c, lab in zip(contents, labels):

@@ -204,6 +204,36 @@ def _has_control(messages: list[dict], rx: re.Pattern | None) -> bool:
     return False
 
 
+def split_sentinel_text(stext: str, contents: list[str]) -> tuple[list[tuple[int, int, int | None]], str]:
+    """Undo a render made with sentinels (``\ue000<i>\ue001``) in place of message contents.
+
+    Returns ``(pieces, text)``: ``text`` is the render with each sentinel replaced by
+    ``contents[i]``; ``pieces`` are ``(start, end, i)`` spans of it, ``i`` the content index
+    or None for template text. A sentinel index past ``contents`` ends the scan.
+    Used to find which characters of a render came from which message.
+    """
+    pieces: list[tuple[int, int, int | None]] = []
+    rebuilt, pos, last = [], 0, 0
+    for mo in _SENTINEL.finditer(stext):
+        lit = stext[last:mo.start()]
+        if lit:
+            pieces.append((pos, pos + len(lit), None))
+            rebuilt.append(lit)
+            pos += len(lit)
+        i = int(mo.group(1))
+        if i >= len(contents):
+            break
+        pieces.append((pos, pos + len(contents[i]), i))
+        rebuilt.append(contents[i])
+        pos += len(contents[i])
+        last = mo.end()
+    tail = stext[last:]
+    if tail:
+        pieces.append((pos, pos + len(tail), None))
+        rebuilt.append(tail)
+    return pieces, "".join(rebuilt)
+
+
 def _content_pieces(render, messages: list[dict], text: str, name: str) -> list[tuple[int, int, bool]]:
     """Split ``text`` into ``(start, end, is_content)`` pieces, where content pieces are
     message contents inserted verbatim by the template. Found by rendering the messages with
@@ -217,23 +247,9 @@ def _content_pieces(render, messages: list[dict], text: str, name: str) -> list[
         else:
             masked.append(m)
     stext = render(masked)
-    pieces, pos, last, rebuilt = [], 0, 0, []
-    for mo in _SENTINEL.finditer(stext):
-        lit = stext[last:mo.start()]
-        if lit:
-            pieces.append((pos, pos + len(lit), False))
-            rebuilt.append(lit)
-            pos += len(lit)
-        c = contents[int(mo.group(1))]
-        pieces.append((pos, pos + len(c), True))
-        rebuilt.append(c)
-        pos += len(c)
-        last = mo.end()
-    tail = stext[last:]
-    if tail:
-        pieces.append((pos, pos + len(tail), False))
-        rebuilt.append(tail)
-    if "".join(rebuilt) != text:
+    found, rebuilt = split_sentinel_text(stext, contents)
+    pieces = [(a, b, i is not None) for a, b, i in found]
+    if rebuilt != text:
         raise WorkbenchError(
             f"template '{name}' changes message content while rendering, and a message contains "
             "control-token text; cannot tokenize it safely. Remove the control-token text or use a "
