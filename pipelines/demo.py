@@ -74,7 +74,8 @@ def run_demo(workspace: str | Path, *, small: bool = False, seed: int = 0, say=p
        dataset as a version;
     3. accept the kept candidates as the demo curator and merge them into the training
        dataset as a new version;
-    4. render that version with the ChatML template;
+    4. render that version with the ChatML template and run the preflight (training and
+       serving template both ChatML; over-length samples dropped, and said so);
     5. run a short LoRA fine-tune pinned to that version (its Parquet export in the run folder);
     6. reload the adapter and generate one answer.
 
@@ -97,6 +98,7 @@ def run_demo(workspace: str | Path, *, small: bool = False, seed: int = 0, say=p
     from .render import render_sample, template_info
     from .train.config import DatasetRef, TrainConfig
     from .train.sft import run_sft
+    from .preflight import run_preflight
     from .train.evaluate import loss_before_after
     from .train.verify import verify_adapter
     from .workspace import init_workspace
@@ -176,17 +178,21 @@ def run_demo(workspace: str | Path, *, small: bool = False, seed: int = 0, say=p
     say_step(f"rendered {len(samples)} samples with ChatML (template hash {chatml['sha256'][:12]}); first one:")
     say("    " + render_sample(samples[-1], "chatml").replace("\n", "\n    ")[:400])
 
-    # generated samples first, then the imported ones, so the short run sees both
-    ordered = sorted(samples, key=lambda s: (s.source != "self-instruct", s.sample_id))
-    conversations = [s.turns() for s in ordered]
     tcfg = TrainConfig(base_model=str(base_dir), base_model_name=MODEL_NAME, max_steps=12 if small else 20,
                        per_device_batch_size=4, max_length_tokens=128 if small else 256, learning_rate=1e-3,
                        seed=seed, template="chatml",
                        datasets=[DatasetRef(dataset="sft-train", version_number=tv.number, version_id=tv.version_id,
                                             content_hash=tv.content_hash)])
+    pre = run_preflight(ws, "sft-train", tv.number, train_template="chatml", serve_template="chatml",
+                        tokenizer_path=str(base_dir), max_length_tokens=tcfg.max_length_tokens,
+                        over_length_policy="drop")
+    for line in pre.summary_lines():
+        if line.startswith(("preflight", "over length", "[warn]", "[ERROR]", "result")):
+            say("    " + line)
+    conversations = pre.apply({s.sample_id: s.turns() for s in samples})   # stops on errors
     say_step(f"training LoRA r={tcfg.lora_r} alpha={tcfg.lora_alpha} on {', '.join(tcfg.target_modules)} "
              f"for {tcfg.max_steps} steps, pinned to sft-train v{tv.number} ({tv.content_hash[:12]})")
-    result = run_sft(tcfg, conversations, run_dir,
+    result = run_sft(tcfg, conversations, run_dir, preflight=pre,
                      progress=lambda p: say(f"    step {p['step']}/{p['total']} loss {p['loss']:.3f} "
                                             f"({p.get('remaining_s') or 0:.0f} s left)")
                      if p.get("loss") is not None else None)
