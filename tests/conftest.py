@@ -29,3 +29,14 @@ def tmp_workspace(tmp_path) -> Path:
     ws = tmp_path / "ws"
     ws.mkdir()
     return ws
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """The embedded model's tokenizer (one per test module), or skip with the reason."""
+    from datastore.errors import WorkbenchError
+    from pipelines.models import load_tokenizer
+    try:
+        return load_tokenizer()
+    except WorkbenchError as e:
+        pytest.skip(f"embedded model unavailable: {e}")

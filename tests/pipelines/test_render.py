@@ -139,13 +139,7 @@ def test_reference_chatml_case_matches_hugging_face():
 
 # ----------------------------------------------------------------- token-level masks (real tokenizer)
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    from pipelines.models import load_tokenizer
-    try:
-        return load_tokenizer()
-    except WorkbenchError as e:
-        pytest.skip(f"embedded model unavailable: {e}")
+# `tokenizer`: the embedded model's tokenizer, a fixture in tests/conftest.py
 
 
 def test_render_with_mask_matches_trl_assistant_masks(tokenizer):

@@ -17,7 +17,6 @@ import re
 
 import pytest
 
-from datastore.errors import WorkbenchError
 from pipelines.render import (
     TemplateRenderError,
     control_strings_in,
@@ -148,13 +147,7 @@ def test_registered_templates_render_like_the_hub(name, case_name):
 
 # ----------------------------------------------------------------- embedded model: token ids
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    from pipelines.models import load_tokenizer
-    try:
-        return load_tokenizer()
-    except WorkbenchError as e:
-        pytest.skip(f"embedded model unavailable: {e}")
+# `tokenizer`: the embedded model's tokenizer, a fixture in tests/conftest.py
 
 
 def hh_conversations(n: int) -> list[list[dict]]:
