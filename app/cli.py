@@ -312,6 +312,27 @@ def job(action: str = typer.Argument(..., help="run"), job_dir: Path = typer.Arg
     jobs.run_job(job_dir)
 
 
+# Command groups by area, one module each (app/cli_<area>.py with ``register(app)``), so a
+# new area is one new file listed here.
+CLI_AREAS = ("review", "generate", "quality", "train", "curate")
+
+
+def _register_areas() -> None:
+    import importlib
+    for area in CLI_AREAS:
+        name = f"app.cli_{area}"
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            continue
+        mod.register(app)
+
+
+_register_areas()
+
+
 def main() -> None:
     from datastore.store import answer_within
     answer_within(8.5)

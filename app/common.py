@@ -222,3 +222,22 @@ def render_sample(s: Sample, *, markdown: bool = False) -> None:
                     if len(nested) > 1:
                         st.caption(f"**{k}**")
                     st.json(value, expanded=2)
+
+
+# ---------------------------------------------------------------- acting user
+USER_KEY = "user"
+
+
+def current_user() -> str:
+    """The signed-in user's name for this browser session.
+
+    Pages pass it to every service function, which checks the permission itself
+    (``pipelines.policy.require``). Until a user signs in: ``$WB_USER``, else the local admin
+    while the workspace has no users (service functions raise ``NotFound`` otherwise).
+    """
+    import os
+
+    from pipelines.workspace import current_user as _cu
+    if st.session_state.get(USER_KEY):
+        return st.session_state[USER_KEY]
+    return _cu(workspace(), os.environ.get("WB_USER"))

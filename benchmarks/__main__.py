@@ -12,6 +12,9 @@
   ``apply_chat_template(tokenize=True)`` per sample on the same conversations, side by side,
   ids checked identical (``benchmarks/render_bench.py``; ``BENCH_RENDER_REPEATS``, default 1).
 
+Then every ``benchmarks/bench_<area>.py`` (``run(console) -> list[dict]``), one table.
+``python -m benchmarks [core] [AREA ...]`` runs only those named.
+
 ``BENCH_ROWS`` (default 1,000,000) and ``BENCH_REPEATS`` (default 3) scale it down.
 """
 from __future__ import annotations
@@ -116,7 +119,50 @@ def bench_page(ws: Path, name: str, repeats: int) -> dict:
     return {"median_s": statistics.median(times), "runs": times}
 
 
+def _area_modules(selected: list[str]) -> list:
+    """Every ``benchmarks/bench_<area>.py`` (or those named on the command line)."""
+    import importlib
+    import pkgutil
+    names = sorted(m.name[len("bench_"):] for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+                   if m.name.startswith("bench_"))
+    unknown = [n for n in selected if n not in names and n != "core"]
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s) {unknown}; have: core, {', '.join(names)}")
+    return [importlib.import_module(f"benchmarks.bench_{n}") for n in names if not selected or n in selected]
+
+
+def run_areas(selected: list[str]) -> None:
+    """Run each area module's ``run(console) -> list[dict]`` (keys: measure, ours, peer,
+    ratio, target, met) and print one table; raw rows go to ``.bench/results_<area>.json``."""
+    mods = _area_modules(selected)
+    if not mods:
+        return
+    t = Table(title="Instruction Workbench benchmarks by area (medians)")
+    for c in ("area", "measure", "ours", "peer / other", "ratio", "target", "met"):
+        t.add_column(c)
+    for mod in mods:
+        area = mod.__name__.rsplit("bench_", 1)[1]
+        console.print(f"[bold]{area}[/]: {(mod.__doc__ or '').strip().splitlines()[0] if mod.__doc__ else ''}")
+        rows = mod.run(console)
+        (BENCH_DIR / f"results_{area}.json").write_text(json.dumps(rows, indent=2, default=str))
+        for r in rows:
+            met = r.get("met")
+            t.add_row(area, str(r.get("measure", "")), str(r.get("ours", "")), str(r.get("peer", "")),
+                      str(r.get("ratio", "")), str(r.get("target", "")),
+                      "" if met is None else ("[green]yes[/]" if met else "[red]no[/]"))
+    console.print(t)
+
+
 def main() -> None:
+    import sys
+    selected = sys.argv[1:]
+    BENCH_DIR.mkdir(exist_ok=True)
+    if not selected or "core" in selected:
+        core()
+    run_areas([s for s in selected if s != "core"] if selected else [])
+
+
+def core() -> None:
     if not shared_available():
         console.print("[yellow]skipped: ../shared/data is absent; the benchmarks read real data in place[/]")
         return

@@ -75,6 +75,22 @@ DDL = [
 ]
 
 
+def all_ddl() -> list[str]:
+    """The core :data:`DDL` followed by each area's (``datastore/ddl/*.py``), in order."""
+    import importlib
+
+    from .ddl import PARTS
+    out = list(DDL)
+    for part in PARTS:
+        out += importlib.import_module(f".ddl.{part}", __package__).DDL
+    return out
+
+
+def ddl_fingerprint(stmts: list[str]) -> str:
+    import hashlib
+    return hashlib.sha256("\n;\n".join(stmts).encode()).hexdigest()[:16]
+
+
 def ensure_schema(conn) -> None:
     """Create the tables if missing and record :data:`SCHEMA_VERSION`.
 
@@ -89,8 +105,13 @@ def ensure_schema(conn) -> None:
         raise WorkbenchError(
             f"this workspace has schema version {row[0]}, newer than this release supports "
             f"({SCHEMA_VERSION}); upgrade Instruction Workbench to open it")
-    if row and int(row[0]) == SCHEMA_VERSION:
+    stmts = all_ddl()
+    fp = ddl_fingerprint(stmts)
+    have = conn.execute("SELECT value FROM meta WHERE key = 'ddl_fingerprint'").fetchone()
+    if row and int(row[0]) == SCHEMA_VERSION and have and have[0] == fp:
         return
-    for stmt in DDL:
+    # every statement is CREATE ... IF NOT EXISTS: a new table appears, nothing is dropped
+    for stmt in stmts:
         conn.execute(stmt)
     conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('ddl_fingerprint', ?)", [fp])

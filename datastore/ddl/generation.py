@@ -1,0 +1,2 @@
+"""Tables of the generation area (see datastore/ddl/__init__.py)."""
+DDL: list[str] = []

@@ -1,0 +1,2 @@
+"""Tables of the governance area (see datastore/ddl/__init__.py)."""
+DDL: list[str] = []
