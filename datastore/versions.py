@@ -183,6 +183,18 @@ def _sum_hex(hashes) -> int:
     return sum(int(h, 16) for h in hashes)
 
 
+#: Called inside every commit's transaction, after the version row is written:
+#: ``hook(conn, ds: Dataset, version_number: int, changed: dict)`` with ``changed`` =
+#: ``{"updated": [sample ids], "removed": [sample ids], "added": int, "operation": dict|None}``.
+#: For writes that must land with the version (e.g. marking annotations of changed samples
+#: stale). A hook that raises rolls the commit back.
+IN_COMMIT_HOOKS: list = []
+#: Called after a commit's transaction succeeded: ``hook(store, version: Version)``; for
+#: follow-up work that must not slow or endanger the commit (e.g. scheduling the validation
+#: gate). Exceptions are logged, never raised.
+AFTER_COMMIT_HOOKS: list = []
+
+
 def commit(store, name: str, *, author: str, message: str,
            add: list[dict] | pa.Table | None = None,
            update: dict[int, dict] | None = None,
@@ -312,10 +324,20 @@ def commit(store, name: str, *, author: str, message: str,
         conn.execute("UPDATE datasets SET head = ? WHERE dataset_id = ?", [n, ds.dataset_id])
         if on_commit is not None:
             on_commit(conn, ds)
+        changed = {"updated": sorted(update), "removed": remove, "added": n_added, "operation": operation}
+        for hook in IN_COMMIT_HOOKS:
+            hook(conn, ds, n, changed)
         audit.record(conn, author, "version.commit", f"{name}@v{n}",
                      {"version_id": vid, "message": message, "added": n_added, "removed": len(remove),
                       "modified": len(update), "operation": operation})
-    return resolve(store, name, n)
+    version = resolve(store, name, n)
+    for hook in AFTER_COMMIT_HOOKS:
+        try:
+            hook(store, version)
+        except Exception:  # follow-up work must never turn a durable commit into an error
+            import logging
+            logging.getLogger("workbench.datastore").exception("after-commit hook %r failed", hook)
+    return version
 
 
 # ---------------------------------------------------------------- reading
