@@ -314,7 +314,7 @@ def job(action: str = typer.Argument(..., help="run"), job_dir: Path = typer.Arg
 
 # Command groups by area, one module each (app/cli_<area>.py with ``register(app)``), so a
 # new area is one new file listed here.
-CLI_AREAS = ("review", "generate", "quality", "train", "curate")
+CLI_AREAS = ("review", "generate", "quality", "train", "curate", "prefs")
 
 
 def _register_areas() -> None:
