@@ -8,7 +8,10 @@ in proportion to the change, not to the dataset.
 """
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+#: Version of the workspace schema this release writes. History (one forward migration per
+#: step, in :data:`MIGRATIONS`): 1 = walking skeleton; 2 = ``versions.amendments`` (changes
+#: made to a version after its commit, such as a purge that recomputed its hash).
+SCHEMA_VERSION = 2
 OPEN_END = 2_147_483_647  # valid_to of a revision that is still current (INT32 max)
 
 DDL = [
@@ -35,6 +38,7 @@ DDL = [
         hash_sum VARCHAR NOT NULL,               -- hex of the sum of sample hashes mod 2^256
         n_samples BIGINT NOT NULL, n_added BIGINT, n_removed BIGINT, n_modified BIGINT,
         operation JSON,
+        amendments JSON,                         -- [{"op": "purge", ...}] changes after commit
         UNIQUE (dataset_id, number)
     )""",
     """CREATE TABLE IF NOT EXISTS tags (
@@ -91,27 +95,93 @@ def ddl_fingerprint(stmts: list[str]) -> str:
     return hashlib.sha256("\n;\n".join(stmts).encode()).hexdigest()[:16]
 
 
-def ensure_schema(conn) -> None:
-    """Create the tables if missing and record :data:`SCHEMA_VERSION`.
+def _column_exists(conn, table: str, column: str) -> bool:
+    return bool(conn.execute(
+        "SELECT 1 FROM duckdb_columns() WHERE table_name = ? AND column_name = ? AND database_name = current_database()",
+        [table, column]).fetchall())
+
+
+def _m1_to_2(conn) -> None:
+    """Schema 1 -> 2: ``versions.amendments`` (JSON list of post-commit changes, e.g. purges)."""
+    if not _column_exists(conn, "versions", "amendments"):
+        conn.execute("ALTER TABLE versions ADD COLUMN amendments JSON")
+
+
+#: ``{from_version: migrate(conn)}``: each step moves the schema from ``from_version`` to
+#: ``from_version + 1``. Steps must be idempotent (they may meet a partly current file).
+MIGRATIONS: dict = {1: _m1_to_2}
+
+
+def schema_version(conn) -> int | None:
+    """The schema version recorded in the file (None for a new, empty file)."""
+    has_meta = conn.execute(
+        "SELECT 1 FROM duckdb_tables() WHERE table_name = 'meta' AND database_name = current_database()").fetchall()
+    if not has_meta:
+        return None
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else None
+
+
+def check_not_newer(found: int | None, path: str | None = None) -> None:
+    """Refuse a file written by a newer release.
 
     Raises:
-        WorkbenchError: the file was written by a newer release (schema version higher).
+        WorkbenchError: ``found`` is higher than :data:`SCHEMA_VERSION`, naming both numbers.
+    """
+    from .errors import WorkbenchError
+    if found is not None and found > SCHEMA_VERSION:
+        where = f" ({path})" if path else ""
+        raise WorkbenchError(
+            f"this workspace{where} has schema version {found}, newer than this release supports "
+            f"({SCHEMA_VERSION}): it was written by a newer Instruction Workbench. Upgrade Instruction "
+            f"Workbench to open it; nothing was changed")
+
+
+def ensure_schema(conn, path: str | None = None) -> list[int]:
+    """Create the tables if missing and migrate an older file forward; returns the
+    migration steps applied (``[1]`` means 1 -> 2; empty when none).
+
+    Everything (core DDL, migration steps, the areas' DDL, the recorded version and DDL
+    fingerprint) runs in one transaction: a failing step leaves the file as it was.
+
+    Raises:
+        WorkbenchError: the file was written by a newer release (schema version higher),
+            or a migration step failed (the message names the step; the file is unchanged).
     """
     from .errors import WorkbenchError
 
-    conn.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    if row and int(row[0]) > SCHEMA_VERSION:
-        raise WorkbenchError(
-            f"this workspace has schema version {row[0]}, newer than this release supports "
-            f"({SCHEMA_VERSION}); upgrade Instruction Workbench to open it")
+    found = schema_version(conn)
+    check_not_newer(found, path)
     stmts = all_ddl()
     fp = ddl_fingerprint(stmts)
-    have = conn.execute("SELECT value FROM meta WHERE key = 'ddl_fingerprint'").fetchone()
-    if row and int(row[0]) == SCHEMA_VERSION and have and have[0] == fp:
-        return
-    # every statement is CREATE ... IF NOT EXISTS: a new table appears, nothing is dropped
-    for stmt in stmts:
-        conn.execute(stmt)
-    conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-    conn.execute("INSERT OR REPLACE INTO meta VALUES ('ddl_fingerprint', ?)", [fp])
+    if found == SCHEMA_VERSION:
+        have = conn.execute("SELECT value FROM meta WHERE key = 'ddl_fingerprint'").fetchone()
+        if have and have[0] == fp:
+            return []
+    steps = list(range(found, SCHEMA_VERSION)) if found is not None else []
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        if found is None:
+            # a new file, or one from before the meta table: everything is CREATE ... IF NOT EXISTS
+            for stmt in stmts:
+                conn.execute(stmt)
+        else:
+            for step in steps:
+                try:
+                    MIGRATIONS[step](conn)
+                except Exception as e:
+                    raise WorkbenchError(
+                        f"could not migrate this workspace from schema version {step} to {step + 1}: {e}; "
+                        "nothing was changed") from e
+            # new tables of this release (and of each area) appear; nothing is dropped
+            for stmt in stmts:
+                conn.execute(stmt)
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('ddl_fingerprint', ?)", [fp])
+        if steps:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('migrated_from', ?)", [str(found)])
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return steps

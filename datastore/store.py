@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from .errors import StoreLocked
-from .schema import ensure_schema
+from .schema import check_not_newer, ensure_schema, schema_version
 
 DB_NAME = "workbench.duckdb"
 DEFAULT_TIMEOUT_S = 8.0
@@ -88,14 +88,27 @@ class Store:
         elif not self.path.exists():
             from .errors import NotFound
             raise NotFound(f"no workspace at {self.workspace} (run 'wb init' first)")
-        deadline = time.monotonic() + timeout_s
+        self.read_only, self.timeout_s = read_only, timeout_s
+        self.migrated_from: list[int] = []
+        self._connect()
+        try:
+            if not read_only:
+                self.migrated_from = ensure_schema(self.conn, str(self.path))
+            else:  # no writes: still refuse a file from a newer release with the clear message
+                check_not_newer(schema_version(self.conn), str(self.path))
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self) -> None:
+        deadline = time.monotonic() + self.timeout_s
         if _answer_by is not None:
             deadline = min(deadline, max(_answer_by, time.monotonic() + 0.2))
         delay = 0.05
         start = time.monotonic()
         while True:
             try:
-                self.conn = duckdb.connect(str(self.path), read_only=read_only and self.path.exists())
+                self.conn = duckdb.connect(str(self.path), read_only=self.read_only and self.path.exists())
                 break
             except duckdb.IOException as e:  # lock held by another process
                 msg = str(e)
@@ -108,8 +121,37 @@ class Store:
                 delay = min(delay * 1.5, 0.5)
         self.conn.execute("SET preserve_insertion_order = false")
         self.conn.execute("SET enable_progress_bar = false")
-        if not read_only:
-            ensure_schema(self.conn)
+
+    def rewrite_file(self) -> None:
+        """Rewrite the DuckDB file from its live data and swap it in, so that nothing
+        deleted leaves bytes behind.
+
+        Why: DuckDB's DELETE, CHECKPOINT and VACUUM mark blocks free but do not overwrite
+        them (checked with DuckDB 2.0.1: a deleted string stays readable in the file), so a
+        purge needs a fresh file. ``COPY FROM DATABASE`` copies tables, constraints and
+        sequences (with their current values). The new file replaces the old path while we
+        still hold the old one's lock, so no other process can open the old file in
+        between; it then reopens the path (retrying like :meth:`__init__`).
+
+        Raises:
+            WorkbenchError: a read-only store.
+        """
+        from .errors import WorkbenchError
+        if self.read_only:
+            raise WorkbenchError("cannot rewrite a store opened read-only")
+        tmp = self.path.with_name(self.path.name + ".rewrite")
+        for p in (tmp, tmp.with_name(tmp.name + ".wal")):
+            p.unlink(missing_ok=True)
+        self.conn.execute("CHECKPOINT")
+        db = self.conn.execute("SELECT current_database()").fetchone()[0]
+        self.conn.execute(f"ATTACH '{tmp.as_posix()}' AS _wb_rewrite")
+        try:
+            self.conn.execute(f'COPY FROM DATABASE "{db}" TO _wb_rewrite')
+        finally:
+            self.conn.execute("DETACH _wb_rewrite")
+        os.replace(tmp, self.path)
+        self.close()
+        self._connect()
 
     # context management -------------------------------------------------
     def __enter__(self) -> "Store":
@@ -135,6 +177,10 @@ class Store:
             self.conn.execute("COMMIT")
 
     # folders ------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Write everything to the main file (the WAL is folded in and emptied)."""
+        self.conn.execute("CHECKPOINT")
+
     def subdir(self, name: str) -> Path:
         d = self.workspace / name
         d.mkdir(parents=True, exist_ok=True)

@@ -61,6 +61,9 @@ class Version:
     n_modified: int
     operation: dict | None = None
     tags: list[str] = field(default_factory=list)
+    #: changes made after the commit, oldest first (e.g. ``{"op": "purge", "purge_id",
+    #: "at", "by", "samples_removed", "old_content_hash", "new_content_hash"}``)
+    amendments: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         d = self.__dict__.copy()
@@ -126,11 +129,13 @@ def create_dataset(store, name: str, *, user: str, kind: str = "sft", descriptio
 
 # ---------------------------------------------------------------- versions
 _V_COLS = ("v.version_id, v.dataset_id, d.name, v.number, v.parent_id, v.author, v.message, v.created_at, "
-           "v.content_hash, v.hash_sum, v.n_samples, v.n_added, v.n_removed, v.n_modified, v.operation")
+           "v.content_hash, v.hash_sum, v.n_samples, v.n_added, v.n_removed, v.n_modified, v.operation, "
+           "v.amendments")
 
 
 def _version_from_row(store, r) -> Version:
-    v = Version(*r[:14], operation=json.loads(r[14]) if r[14] else None)
+    v = Version(*r[:14], operation=json.loads(r[14]) if r[14] else None,
+                amendments=json.loads(r[15]) if r[15] else [])
     v.tags = [t for (t,) in store.conn.execute(
         "SELECT tag FROM tags WHERE version_id = ? ORDER BY tag", [v.version_id]).fetchall()]
     return v
@@ -200,6 +205,7 @@ def commit(store, name: str, *, author: str, message: str,
            update: dict[int, dict] | None = None,
            remove: list[int] | None = None,
            operation: dict | None = None,
+           reinstate: dict[int, dict] | None = None,
            create: bool = False, kind: str = "sft",
            allow_empty: bool = False, on_commit=None) -> Version:
     """Commit a new version of dataset ``name`` from its head.
@@ -212,6 +218,9 @@ def commit(store, name: str, *, author: str, message: str,
             unchanged is ignored.
         remove: sample ids to drop.
         operation: machine-readable description (e.g. ``{"op": "import", "file": ...}``).
+        reinstate: ``{sample_id: stored row}`` bringing back samples of this dataset that
+            are not in the head (a revert, or a filter of an older version): they keep
+            their ids, so diffs and annotations still line up. Counted as added.
         create: create the dataset (of ``kind``) if it does not exist.
         allow_empty: commit even if nothing changed.
         on_commit: ``f(conn, dataset)`` called inside the same transaction, for writes
@@ -224,6 +233,7 @@ def commit(store, name: str, *, author: str, message: str,
     Raises:
         NotFound: dataset missing (and ``create`` false) or an id to update/remove is not
             in the head version.
+        Conflict: an id to reinstate is in the head version or was never in the dataset.
         Conflict: nothing changed and ``allow_empty`` is false.
     """
     conn = store.conn
@@ -272,6 +282,25 @@ def commit(store, name: str, *, author: str, message: str,
             t = rows_to_arrow(rows)
             new_tables.append(t.append_column("sample_id", pa.array(list(update), pa.int64())))
 
+        # ----- reinstated samples: same ids, new revisions
+        reinstate = dict(reinstate or {})
+        if reinstate:
+            rids = sorted(reinstate)
+            clash = [r[0] for r in conn.execute(
+                "SELECT sample_id FROM samples WHERE dataset_id = ? AND valid_to = ? "
+                "AND sample_id IN (SELECT unnest(?::BIGINT[]))", [ds.dataset_id, OPEN_END, rids]).fetchall()]
+            nxt = conn.execute("SELECT next_sample_id FROM datasets WHERE dataset_id = ?",
+                               [ds.dataset_id]).fetchall()[0][0]
+            if clash or rids[0] < 1 or rids[-1] >= nxt:
+                raise Conflict(f"cannot reinstate sample(s) {(clash or [i for i in rids if i < 1 or i >= nxt])[:10]} "
+                               f"in '{name}': in the head already or never in this dataset")
+            rows = list(reinstate.values())
+            for row in rows:
+                hsum += int(row["row_hash"], 16)
+            count += len(rows)
+            t = rows_to_arrow(rows)
+            new_tables.append(t.append_column("sample_id", pa.array(list(reinstate), pa.int64())))
+
         # ----- additions
         n_added = 0
         if isinstance(add, Staged):
@@ -306,6 +335,7 @@ def commit(store, name: str, *, author: str, message: str,
                              [first + n_added, ds.dataset_id])
                 hsum += _sum_hex(t.column("row_hash").to_pylist())
                 count += n_added
+        n_added += len(reinstate)
         if not (n_added or update or remove) and not allow_empty:
             raise Conflict(f"nothing to commit: dataset '{name}' would be unchanged")
         cols = ", ".join(ARROW_SCHEMA.names)
@@ -317,14 +347,17 @@ def commit(store, name: str, *, author: str, message: str,
         hsum %= MOD
         vid = secrets.token_hex(6)
         conn.execute(
-            "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO versions (version_id, dataset_id, number, parent_id, author, message, created_at, "
+            "content_hash, hash_sum, n_samples, n_added, n_removed, n_modified, operation) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [vid, ds.dataset_id, n, head.version_id if head else None, author, message, audit.now(),
              content_hash(hsum, count), f"{hsum:064x}", count, n_added, len(remove), len(update),
              json.dumps(operation, ensure_ascii=False, default=str) if operation else None])
         conn.execute("UPDATE datasets SET head = ? WHERE dataset_id = ?", [n, ds.dataset_id])
         if on_commit is not None:
             on_commit(conn, ds)
-        changed = {"updated": sorted(update), "removed": remove, "added": n_added, "operation": operation}
+        changed = {"updated": sorted(update), "removed": remove, "added": n_added, "operation": operation,
+                   "reinstated": sorted(reinstate)}
         for hook in IN_COMMIT_HOOKS:
             hook(conn, ds, n, changed)
         audit.record(conn, author, "version.commit", f"{name}@v{n}",

@@ -67,5 +67,17 @@ def version_diff(workspace: str | Path, name: str, a, b, *, with_samples: int = 
 
 
 def tag_version(workspace: str | Path, name: str, tag: str, ref, *, user: str, force: bool = False) -> Version:
+    """Point ``tag`` at a version. Raises PermissionDenied unless ``user`` may edit samples."""
+    from pipelines.policy import require
     with Store(workspace, create=False) as st:
+        user = require(st, user, "edit_samples", name)[0]
         return V.tag(st, name, tag, ref, user=user, force=force)
+
+
+def version_card(workspace: str | Path, name: str, ref=None) -> dict:
+    """The version card: ``{"licences", "warnings", "provenance", "quality", "markdown"}``
+    (see :mod:`pipelines.curate.cards`)."""
+    from pipelines.curate import cards
+    d = cards.card_data(workspace, name, ref)
+    return {"licences": d["licences"], "warnings": d["warnings"], "provenance": d["provenance"],
+            "quality": d["quality"], "markdown": cards.render_card(workspace, name, ref)}

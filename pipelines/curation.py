@@ -5,7 +5,11 @@
   as a new staging version by that curator (so the acceptance is versioned and audited).
 - :func:`merge_accepted`: copies the accepted candidates of a staging version into a
   target dataset as a new version, each with lineage back to the staging sample.
-Nothing generated reaches a target dataset without being accepted first.
+Nothing generated reaches a target dataset without being accepted first. Each service
+checks ``edit_samples`` for the acting user (``pipelines.policy``).
+
+Filter, merge, split, revert, purge, licences, cards and backup live in
+:mod:`pipelines.curate`.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from pathlib import Path
 from datastore import Store, WorkbenchError
 from datastore import audit
 from datastore import versions as V
+from pipelines.policy import require
 
 ACCEPTED = "accepted"
 
@@ -27,6 +32,7 @@ def accept_candidates(workspace: str | Path, staging: str, sample_ids: list[int]
     not a staging dataset.
     """
     with Store(workspace) as st:
+        user = require(st, user, "edit_samples", staging)[0]
         ds = V.get_dataset(st, staging)
         if ds.kind != "staging":
             raise WorkbenchError(f"'{staging}' is not a staging dataset; candidates are accepted in staging")
@@ -53,6 +59,7 @@ def merge_accepted(workspace: str | Path, staging: str, target: str, *, user: st
     Raises WorkbenchError when there is nothing accepted to merge.
     """
     with Store(workspace) as st:
+        user = require(st, user, "edit_samples", target)[0]
         sv = V.resolve(st, staging, staging_version)
         rows = []
         for s in V.iter_samples(st, sv):
@@ -81,5 +88,19 @@ def stage_candidates(workspace: str | Path, staging: str, samples: list, *, user
     if not rows:
         raise WorkbenchError("no candidates to stage")
     with Store(workspace) as st:
+        user = require(st, user, "edit_samples", staging)[0]
         return V.commit(st, staging, author=user, message=message, add=rows, operation=operation,
                         create=True, kind="staging")
+
+
+def licences_of(workspace: str | Path, dataset: str, version: str | int | None = None) -> list[dict]:
+    """The licences of a dataset version, for run cards and exports:
+    ``[{"license", "samples", "sources", "commercial", "share_alike", "no_derivatives",
+    "conditions"}]``, largest first (``commercial``: allowed / forbidden / unknown).
+    Warnings on the mixture: :func:`pipelines.curate.licences.warnings_for`.
+
+    Raises:
+        NotFound: unknown dataset or version.
+    """
+    from pipelines.curate.licences import licences_of as _lo
+    return _lo(workspace, dataset, version)

@@ -203,6 +203,147 @@ def stats_view(ws, name: str, v: Version) -> None:
                       width="stretch")
 
 
+# ---------------------------------------------------------------- curation (issue 9)
+PLAN_KEY = "curation_plan"  # {"key": str, "plan": dict}: the preview the Commit button commits
+
+
+def _role(ws) -> str | None:
+    from pipelines.curate.base import user_role
+    try:
+        return user_role(ws, common.current_user())
+    except Exception:  # noqa: BLE001 - an unknown user sees no curation actions
+        return None
+
+
+def _preview_and_commit(key: str, preview, commit, *, commit_label: str = "Commit") -> None:
+    """A Preview button that shows the operation's counts, then a Commit button that is
+    enabled only for the previewed parameters (``key``)."""
+    plan = st.session_state.get(PLAN_KEY)
+    if st.button("Preview", key=f"preview:{key}", icon=":material/visibility:"):
+        with common.user_errors():
+            plan = {"key": key, "plan": preview()}
+            st.session_state[PLAN_KEY] = plan
+    current = plan if plan and plan["key"] == key else None
+    if current:
+        p = current["plan"]
+        counts = p["counts"] if "counts" in p else {k: len(x) for k, x in p.items() if isinstance(x, list)}
+        cols = st.columns(max(1, len(counts)))
+        for col, (k, n) in zip(cols, counts.items()):
+            col.metric(k.replace("_", " "), f"{n:,}" if isinstance(n, int) else n)
+        if "message" in p:
+            st.caption(f"Commit message: {common.md_escape(p['message'])}")
+    if st.button(commit_label, key=f"commit:{key}", type="primary", disabled=current is None,
+                 icon=":material/check:", help="Preview first: the commit uses the previewed parameters."):
+        with common.user_errors():
+            res = commit()
+            st.session_state.pop(PLAN_KEY, None)
+            st.session_state["curation_done"] = res
+            st.rerun()
+
+
+def curate_view(ws, name: str, v: Version, log: list[Version], names: list[str]) -> None:
+    from pipelines.curate import filter as F
+    from pipelines.curate import merge as M
+    from pipelines.curate import purge as P
+    from pipelines.curate import revert as R
+    from pipelines.curate import split as S
+    from pipelines.policy import can
+
+    done = st.session_state.pop("curation_done", None)
+    if done:
+        st.success(done, icon=":material/check_circle:")
+    role = _role(ws)
+    if role is None or not can(role, "edit_samples"):
+        st.info("Curation needs the curator or admin role.", icon=":material/lock:")
+        return
+    user = common.current_user()
+    ops = ["Filter", "Merge", "Split", "Revert"] + (["Purge"] if can(role, "purge_samples") else [])
+    op = st.segmented_control("Operation", ops, default="Filter", key="curate_op")
+    st.caption(f"Each operation is one commit; its message states the operation and its parameters. "
+               f"Source: **{common.md_escape(name)} v{v.number}**.")
+    if op == "Filter":
+        where = st.text_input("Condition", key="f_where", placeholder="task_type = 'qa' AND response_words >= 5",
+                              help="DuckDB expression over the sample columns plus prompt, response, turns, "
+                                   "response_words, duplicate, refusal and outcome (see docs/curation.md).")
+        c1, c2, c3 = st.columns(3)
+        min_q = c1.number_input("Minimum quality score", value=None, min_value=0.0, max_value=1.0, key="f_minq")
+        outcome = c2.multiselect("Review outcome", ["accept", "reject", "edit", "disputed"], key="f_outcome")
+        into = c3.text_input("Into dataset (empty: this one)", key="f_into") or None
+        kw = dict(where=where or None, min_quality=min_q, outcome=outcome or None, into=into)
+        _preview_and_commit(f"filter:{name}:{v.number}:{kw}",
+                            lambda: F.plan_filter(ws, name, v.number, user=user, **kw).as_dict(),
+                            lambda: _committed(F.filter_version(ws, name, v.number, user=user, **kw)))
+    elif op == "Merge":
+        sources = st.multiselect("Merge these datasets (heads)", [n for n in names], default=[name], key="m_src")
+        into = st.text_input("Into dataset", key="m_into", value=f"{name}-merged")
+        dedup = st.radio("Dedup", ["exact", "semantic", "none"], horizontal=True, key="m_dedup")
+        _preview_and_commit(f"merge:{sources}:{into}:{dedup}",
+                            lambda: M.plan_merge(ws, sources, into, user=user, dedup=dedup).as_dict(),
+                            lambda: _committed(M.merge_datasets(ws, sources, into, user=user, dedup=dedup)))
+    elif op == "Split":
+        c1, c2, c3 = st.columns(3)
+        train = c1.number_input("Train fraction", 0.0, 1.0, 0.8, 0.05, key="s_train")
+        ev = c2.number_input("Eval fraction", 0.0, 1.0, 0.1, 0.05, key="s_eval")
+        seed = c3.number_input("Seed", value=0, step=1, key="s_seed")
+        strat = st.selectbox("Stratify by", ["(random)", *S.STRATIFY_COLUMNS], key="s_strat")
+        kw = dict(fractions=[train, ev, round(1 - train - ev, 10)], seed=int(seed),
+                  stratify=None if strat == "(random)" else strat)
+        _preview_and_commit(f"split:{name}:{v.number}:{kw}",
+                            lambda: S.plan_split(ws, name, v.number, user=user, **kw).as_dict(),
+                            lambda: "committed " + ", ".join(
+                                f"{x.dataset} v{x.number} ({x.n_samples})"
+                                for x in S.split_version(ws, name, v.number, user=user, **kw)))
+    elif op == "Revert":
+        if v.number == log[0].number:
+            st.info("Pick an earlier version above to revert the dataset to it.")
+            return
+        st.markdown(f"Make **v{v.number}**'s content the new head of {common.md_escape(name)}.")
+        _preview_and_commit(f"revert:{name}:{v.number}",
+                            lambda: R.plan_revert(ws, name, v.number, user=user).as_dict(),
+                            lambda: _committed(R.revert(ws, name, v.number, user=user)))
+    elif op == "Purge":
+        st.warning("A purge removes the samples' text from every version, table and workspace file. "
+                   "It cannot be undone; a tombstone (id, who, when, why) stays.", icon=":material/warning:")
+        ids_text = st.text_input("Sample ids (comma separated)", key="p_ids")
+        reason = st.text_input("Reason (kept in the tombstone)", key="p_reason")
+        try:
+            ids = [int(x) for x in ids_text.replace(" ", "").split(",") if x]
+        except ValueError:
+            st.error("Sample ids are whole numbers separated by commas.")
+            return
+        if not ids:
+            return
+        _preview_and_commit(f"purge:{name}:{ids}:{reason}",
+                            lambda: P.plan_purge(ws, name, ids, user=user),
+                            lambda: _purged(P.purge_samples(ws, name, ids, user=user, reason=reason)),
+                            commit_label="Purge")
+
+
+def _committed(ver: Version) -> str:
+    return f"committed {ver.dataset} v{ver.number}: {ver.n_samples:,} samples · {ver.message}"
+
+
+def _purged(rep) -> str:
+    return (f"purge {rep.purge_id}: removed {', '.join(rep.samples)}; {len(rep.versions)} version hash(es) "
+            f"recomputed; runs flagged: {', '.join(rep.runs_flagged) or 'none'}")
+
+
+def card_view(ws, name: str, v: Version) -> None:
+    with common.user_errors(stop=True):
+        card = catalog.version_card(ws, name, v.number)
+    for w in card["warnings"]:
+        st.warning(w, icon=":material/gavel:")
+    st.dataframe([{"licence": e["license"], "samples": e["samples"], "commercial use": e["commercial"],
+                   "sources": ", ".join(e["sources"])} for e in card["licences"]], hide_index=True, width="stretch")
+    if v.amendments:
+        st.caption("Amended after commit: " + "; ".join(common.md_escape(a.get("note", a.get("op", "")))
+                                                        for a in v.amendments))
+    st.download_button("Download dataset card (README.md)", card["markdown"], file_name="README.md",
+                       mime="text/markdown", icon=":material/download:")
+    with st.container(border=True):
+        st.markdown(card["markdown"].split("-->", 1)[-1])
+
+
 # ---------------------------------------------------------------- page
 ws = common.workspace()
 st.title("Datasets")
@@ -243,8 +384,9 @@ st.caption(f"**v{v.number}**{head}{tags} · {common.md_escape(v.message or 'no m
            f"{common.md_escape(v.author)} · {common.fmt_time(v.created_at)} · {v.n_samples:,} samples · "
            f"id `{v.version_id}` · content hash `{v.content_hash[:12]}`")
 
-samples_tab, diff_tab, stats_tab = st.tabs(["Samples", "Compare versions", "Statistics"],
-                                           key="view", on_change="rerun", bind="query-params")
+samples_tab, diff_tab, stats_tab, curate_tab, card_tab = st.tabs(
+    ["Samples", "Compare versions", "Statistics", "Curate", "Card"],
+    key="view", on_change="rerun", bind="query-params")
 if samples_tab.open:
     with samples_tab:
         samples_view(ws, name, v)
@@ -254,3 +396,9 @@ if diff_tab.open:
 if stats_tab.open:
     with stats_tab:
         stats_view(ws, name, v)
+if curate_tab.open:
+    with curate_tab:
+        curate_view(ws, name, v, log, names)
+if card_tab.open:
+    with card_tab:
+        card_view(ws, name, v)

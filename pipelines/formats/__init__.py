@@ -23,6 +23,7 @@ from datastore import FormatError, Sample, Store, WorkbenchError
 from datastore import quarantine as Q
 from datastore import versions as V
 from datastore.samples import rows_to_arrow
+from pipelines.policy import require
 
 from . import containers as C
 from .alpaca import AlpacaSchema, resolve_mapping
@@ -57,6 +58,8 @@ class ImportReport:
     content_hash: str | None = None
     warnings: list[dict] = field(default_factory=list)
     n_warnings: int = 0
+    license: str | None = None          # the file's licence, kept on every sample
+    license_origin: str | None = None   # "--license", "README.md YAML header", "dataset_info.json", or None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -171,26 +174,65 @@ def import_file(workspace: str | Path, path: str | Path, dataset: str, *, user: 
                 message: str | None = None, progress: Callable[[int], None] | None = None) -> ImportReport:
     """Import a file as a new version of ``dataset`` (created if missing).
 
+    The licence is ``license`` when given, else read from the file's dataset card
+    (:func:`pipelines.curate.licences.licence_from_card`: a ``README.md`` YAML header beside
+    the file or in the folder, or ``dataset_info.json``); it is kept on every sample, and
+    the import's provenance (file, SHA-256, licence and where it was read) is recorded.
+
     Raises:
+        PermissionDenied: ``user`` may not edit samples.
         FormatError: a bad record without ``quarantine`` (the first one, with file, row or
             line, and field; the message counts the others), or nothing importable.
     """
     if not Path(path).exists():
         raise FormatError("no such file or folder", file=str(path))
+    from pipelines.curate.licences import licence_from_card, normalize_licence
+    with Store(workspace) as st:
+        user = require(st, user, "edit_samples", dataset)[0]
+    card: dict = {}
+    if license:
+        license, origin = normalize_licence(license), "--license"
+    else:
+        license, origin, card = licence_from_card(path)
+    rep = None
     if fmt in (None, "alpaca", "jsonl") and not mapping and not merge_same_role:
         from .fast_alpaca import try_fast_import
         rep = try_fast_import(workspace, Path(path), dataset, user=user, license=license, kind=kind,
                               message=message, report_cls=ImportReport)
-        if rep is not None:
-            return rep
-    parsed = parse_file(path, fmt=fmt, mapping=mapping, merge_same_role=merge_same_role,
-                        license=license, progress=progress)
-    return commit_parsed(workspace, parsed, dataset, user=user, quarantine=quarantine, kind=kind,
-                         message=message or f"import {Path(path).name}")
+    if rep is None:
+        parsed = parse_file(path, fmt=fmt, mapping=mapping, merge_same_role=merge_same_role,
+                            license=license, progress=progress)
+        rep = commit_parsed(workspace, parsed, dataset, user=user, quarantine=quarantine, kind=kind,
+                            message=message or f"import {Path(path).name}")
+    rep.license, rep.license_origin = license, origin
+    _record_provenance(workspace, rep, Path(path), license, origin, card, user)
+    return rep
+
+
+PROVENANCE_HASH_MAX_BYTES = 64 << 20  # larger files are identified by name and size (hashing 0.5 GB costs ~0.5 s)
+
+
+def _record_provenance(workspace, rep: ImportReport, path: Path, license, origin, card, user) -> None:
+    import hashlib
+    from datastore import governance as G
+    digest = None
+    if path.is_file() and path.stat().st_size <= PROVENANCE_HASH_MAX_BYTES:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        digest = h.hexdigest()
+    card = {**(card or {}), "bytes": path.stat().st_size if path.is_file() else None}
+    with Store(workspace) as st, st.transaction():
+        G.record_provenance(st.conn, version_id=rep.version_id, dataset=rep.dataset, file=str(path),
+                            file_sha256=digest, source=path.name, license=license, license_origin=origin,
+                            card=card, user=user)
 
 
 def import_dataset_object(workspace: str | Path, ds, dataset: str, *, user: str, **kw) -> ImportReport:
     """Import a Hugging Face ``datasets.Dataset`` object (Python API); same rules as a file."""
+    with Store(workspace) as st:
+        user = require(st, user, "edit_samples", dataset)[0]
     records = [C.RawRecord(i, None, rec) for i, rec in enumerate(ds.to_list(), start=1)]
     opts = {k: kw.pop(k) for k in ("quarantine", "kind", "message") if k in kw}
     parsed = parse_records(records, file="<datasets.Dataset>", container="hf", source="<datasets.Dataset>", **kw)
@@ -213,6 +255,8 @@ def commit_parsed(workspace: str | Path, parsed, dataset: str, *, user: str, qua
     op = {"op": "import", "file": str(path), "container": rep.container, "schema": rep.schema,
           "records": rep.imported, "quarantined": rep.quarantined, "import_id": import_id}
     with Store(workspace) as st:
+        user = require(st, user, "edit_samples", dataset)[0]
+
         def on_commit(conn, ds):
             if bad:
                 Q.add(conn, dataset_id=ds.dataset_id, import_id=import_id, file=str(path), items=bad, user=user)
@@ -250,8 +294,11 @@ def export_dataset_object(workspace: str | Path, dataset: str, version: str | in
 
 
 def export_version(workspace: str | Path, dataset: str, version: str | int | None, fmt: str,
-                   out: str | Path) -> dict:
-    """Write one version to ``out``. Returns ``{"path", "records", "version", "content_hash"}``.
+                   out: str | Path, *, card: bool = True) -> dict:
+    """Write one version to ``out``. Returns ``{"path", "records", "version", "content_hash",
+    "licences", "licence_warnings", "card"}``: the version's licence list (as in its card)
+    and, with ``card``, the dataset card written beside the data
+    (:func:`pipelines.curate.cards.card_path_beside`).
 
     Raises:
         WorkbenchError: unknown format. NotFound: unknown dataset or version.
@@ -259,9 +306,12 @@ def export_version(workspace: str | Path, dataset: str, version: str | int | Non
     if fmt not in EXPORT_FORMATS:
         raise WorkbenchError(f"unknown export format '{fmt}'; choose from {', '.join(EXPORT_FORMATS)}")
     out = Path(out)
+    from datastore import governance as G
+    from pipelines.curate.licences import licence_list, warnings_for
     with Store(workspace) as st:
         v = V.resolve(st, dataset, version)
         samples = list(V.iter_samples(st, v))
+        licences = licence_list(G.licence_counts(st, v))
     records = to_records(samples, fmt)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
@@ -280,5 +330,10 @@ def export_version(workspace: str | Path, dataset: str, version: str | int | Non
         if out.exists():
             shutil.rmtree(out)
     tmp.rename(out)
-    return {"path": str(out), "records": len(records), "dataset": dataset, "version": v.number,
-            "version_id": v.version_id, "content_hash": v.content_hash}
+    res = {"path": str(out), "records": len(records), "dataset": dataset, "version": v.number,
+           "version_id": v.version_id, "content_hash": v.content_hash, "licences": licences,
+           "licence_warnings": warnings_for(licences), "card": None}
+    if card:
+        from pipelines.curate.cards import write_card_beside
+        res["card"] = str(write_card_beside(workspace, dataset, v.number, out, fmt=fmt))
+    return res
