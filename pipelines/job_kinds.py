@@ -16,3 +16,12 @@ def import_job(workspace: Path, params: dict, report) -> dict:
                       progress=lambda i: report({"records_read": i}))
     return {"dataset": rep.dataset, "version": rep.version, "imported": rep.imported,
             "quarantined": rep.quarantined}
+
+
+@register("generate")
+def generate_job(workspace: Path, params: dict, report) -> dict:
+    """A generation run (``pipelines.generate.service.run_generation``) with its checkpoint,
+    cancel file and dropped items in the job folder; resumable after a kill."""
+    from .generate.service import run_generation
+    req = {k: v for k, v in params.items() if not k.startswith("_")}
+    return run_generation(workspace, req, user=params["_user"], job_dir=params["_job_dir"], progress=report)

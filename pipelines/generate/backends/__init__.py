@@ -6,9 +6,10 @@ backend, sampling parameters, seed and the prompt template's content hash
 (ARCHITECTURE.md section 4). ``max_tokens`` is always set explicitly: vLLM defaults to 16
 and transformers to 20, neither of which is what anybody wants.
 
-Registered here: ``transformers`` (CPU or GPU, the embedded default). ``openai`` and
-``vllm`` are later files in this folder, each registering itself with
-:func:`register_backend`.
+Registered, one file each in this folder: ``transformers`` (CPU or GPU, the embedded
+default), ``openai`` (any OpenAI-compatible server), ``vllm`` (in-process ``vllm.LLM`` on a
+GPU host) and ``scripted`` (deterministic canned answers for tests and dry runs). A new
+backend is one file that decorates its class with :func:`register_backend`.
 
 Usage::
 
@@ -150,4 +151,4 @@ def get_backend(name: str, **kwargs: Any) -> Backend:
 
 
 # Built-in backends register themselves on import (torch is imported lazily inside).
-from . import transformers_backend  # noqa: E402,F401
+from . import openai_backend, scripted_backend, transformers_backend, vllm_backend  # noqa: E402,F401

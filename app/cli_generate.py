@@ -1,0 +1,273 @@
+"""``wb generate ...``: Self-Instruct, instances, adversarial, augment, mine, personas, and job
+control (status, cancel, resume). A thin face over :mod:`pipelines.generate.service`.
+
+Each method runs as a background job; by default the command waits and shows a progress bar
+with live counts (``--background`` returns the job folder at once). The options are the
+Generate page's.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+gen = typer.Typer(no_args_is_help=True, help="Generate candidates into a staging dataset (curators and admins).")
+
+
+def _common(backend: str, model: Optional[str], base_url: Optional[str], max_tokens: Optional[int],
+            temperature: Optional[float], top_p: Optional[float], seed: Optional[int], batch_size: Optional[int],
+            staging: Optional[str], backend_option: list[str]) -> dict:
+    opts: dict = {}
+    if model:
+        if backend == "transformers":
+            opts["model_path"] = model
+        else:
+            opts["model"] = model
+    if base_url:
+        opts["base_url"] = base_url
+    for kv in backend_option or []:
+        if "=" not in kv:
+            from datastore.errors import WorkbenchError
+            raise WorkbenchError(f"--backend-option takes KEY=VALUE (JSON values allowed), got '{kv}'")
+        k, v = kv.split("=", 1)
+        try:
+            opts[k] = json.loads(v)
+        except json.JSONDecodeError:
+            opts[k] = v
+    return {"backend": backend, "backend_options": opts, "staging": staging, "batch_size": batch_size,
+            "sampling": {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "seed": seed}}
+
+
+def _csv(v: Optional[str]) -> Optional[list[str]]:
+    return [x.strip() for x in v.split(",") if x.strip()] if v else None
+
+
+def _launch(method: str, common: dict, params: dict, background: bool, as_json: bool) -> None:
+    from app.cli import _json, _user, err, out, state
+    from pipelines import jobs
+    from pipelines.generate.service import launch_generation
+    req = {**common, "method": method, "params": {k: v for k, v in params.items() if v is not None}}
+    d = launch_generation(state.workspace, req, user=_user())
+    if background:
+        if as_json:
+            _json({"job_dir": str(d), "state": "queued"})
+        else:
+            out.print(f"started job {d.name}: wb generate status {d}")
+        return
+    st = _follow(d)
+    if as_json:
+        _json({"job_dir": str(d), **st})
+    else:
+        _print_final(d, st)
+    if st["state"] != "succeeded":
+        from datastore.errors import WorkbenchError
+        raise WorkbenchError(f"job {d.name} {st['state']}: {st.get('error') or ''} "
+                             f"(resume with: wb generate resume {d})")
+
+
+def _follow(d: Path) -> dict:
+    """Poll the job, drawing a rich progress bar with live counts, until it ends."""
+    from app.cli import _progress
+    from pipelines import jobs
+    with _progress() as prog:
+        task = prog.add_task("starting", total=None)
+        while True:
+            st = jobs.job_status(d)
+            dropped = st.get("dropped") or {}
+            ndrop = sum(v for v in dropped.values() if isinstance(v, int)) if isinstance(dropped, dict) else 0
+            desc = f"{st.get('step', st['state'])}: generated {st.get('generated', 0)}, kept {st.get('kept', 0)}, dropped {ndrop}"
+            total = st.get("total")
+            prog.update(task, description=desc, completed=st.get("done") or 0, total=total or None)
+            if st["state"] in ("succeeded", "failed", "cancelled", "interrupted"):
+                return st
+            time.sleep(0.5)
+
+
+def _print_final(d: Path, st: dict) -> None:
+    from rich.table import Table
+
+    from app.cli import out
+    res = st.get("result") or {}
+    out.print(f"job {d.name}: [bold]{st['state']}[/]")
+    if res:
+        out.print(f"generated {res.get('generated')}, kept {res.get('kept')} -> "
+                  f"{res.get('staging')} v{res.get('version')} (staging; review before merging)")
+        t = Table("drop reason", "count")
+        for k, v in (res.get("dropped") or {}).items():
+            if v:
+                t.add_row(k, str(v))
+        if t.row_count:
+            out.print(t)
+        if res.get("coverage"):
+            cov = res["coverage"]
+            ct = Table(*cov[0].keys())
+            for row in cov:
+                ct.add_row(*[str(v) for v in row.values()])
+            out.print(ct)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``wb generate`` to the CLI."""
+    B = typer.Option("transformers", "--backend", "-b", help="transformers | openai | vllm | scripted")
+    M = typer.Option(None, "--model", help="Model folder (transformers, vllm) or served model name (openai).")
+    U = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    MT = typer.Option(None, "--max-tokens", help="Most new tokens per output.")
+    T = typer.Option(None, "--temperature")
+    P = typer.Option(None, "--top-p")
+    S = typer.Option(None, "--seed")
+    BS = typer.Option(None, "--batch-size", help="Prompts per backend call.")
+    ST = typer.Option(None, "--staging", help="Staging dataset (default <method>-candidates).")
+    BO = typer.Option(None, "--backend-option", help="Extra backend option KEY=VALUE (repeatable).")
+    BG = typer.Option(False, "--background", help="Return at once with the job folder.")
+    J = typer.Option(False, "--json")
+
+    @gen.command("self-instruct")
+    def self_instruct(seed_dataset: Optional[str] = typer.Option(None, "--seed-dataset", "-d", help="Dataset of seed tasks."),
+                      seed_file: Optional[Path] = typer.Option(None, "--seed-file", help="Self-Instruct seed_tasks.jsonl."),
+                      target_kept: int = typer.Option(5, "--target-kept"), max_rounds: int = typer.Option(4, "--max-rounds"),
+                      prompts_per_round: Optional[int] = typer.Option(None, "--prompts-per-round"),
+                      instances: bool = typer.Option(True, "--instances/--no-instances",
+                                                     help="Also classify tasks and generate instances (published pipeline)."),
+                      demo_settings: bool = typer.Option(False, "--demo-settings",
+                                                         help="Settings sized for the embedded 135M model."),
+                      backend: str = B, model: Optional[str] = M, base_url: Optional[str] = U,
+                      max_tokens: Optional[int] = MT, temperature: Optional[float] = T, top_p: Optional[float] = P,
+                      seed: Optional[int] = S, batch_size: Optional[int] = BS, staging: Optional[str] = ST,
+                      backend_option: Optional[list[str]] = BO, background: bool = BG, as_json: bool = J):
+        """Self-Instruct as published: instructions, classification, instances, filters."""
+        _launch("self-instruct", _common(backend, model, base_url, max_tokens, temperature, top_p, seed, batch_size,
+                                         staging, backend_option),
+                {"seed_dataset": seed_dataset, "seed_file": str(seed_file) if seed_file else None,
+                 "target_kept": target_kept, "max_rounds": max_rounds, "prompts_per_round": prompts_per_round,
+                 "instances": instances, "demo_settings": demo_settings or None}, background, as_json)
+
+    @gen.command("instances")
+    def instances_cmd(dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset of instructions."),
+                      version: Optional[str] = typer.Option(None, "--version"), limit: Optional[int] = typer.Option(None, "--limit"),
+                      max_instances: int = typer.Option(5, "--max-instances"),
+                      backend: str = B, model: Optional[str] = M, base_url: Optional[str] = U,
+                      max_tokens: Optional[int] = MT, temperature: Optional[float] = T, top_p: Optional[float] = P,
+                      seed: Optional[int] = S, batch_size: Optional[int] = BS, staging: Optional[str] = ST,
+                      backend_option: Optional[list[str]] = BO, background: bool = BG, as_json: bool = J):
+        """Instances for instructions (output-first for classification, input-first otherwise)."""
+        _launch("instances", _common(backend, model, base_url, max_tokens, temperature, top_p, seed, batch_size,
+                                     staging, backend_option),
+                {"dataset": dataset, "version": version, "limit": limit, "max_instances_per_task": max_instances},
+                background, as_json)
+
+    @gen.command("adversarial")
+    def adversarial_cmd(taxonomy: Optional[str] = typer.Option(None, "--taxonomy", help="llama_guard_3 or a JSON file."),
+                        domains: Optional[str] = typer.Option(None, "--domains", help="Comma-separated codes (S1,S6)."),
+                        styles: Optional[str] = typer.Option(None, "--styles", help="role_play,hypothetical,obfuscation,prompt_injection,multi_turn"),
+                        quota: Optional[int] = typer.Option(None, "--quota", help="Prompts per domain and style."),
+                        benign_per_domain: Optional[int] = typer.Option(None, "--benign-per-domain"),
+                        converter: Optional[str] = typer.Option(None, "--obfuscation-converter", help="none | leetspeak | base64"),
+                        backend: str = B, model: Optional[str] = M, base_url: Optional[str] = U,
+                        max_tokens: Optional[int] = MT, temperature: Optional[float] = T, top_p: Optional[float] = P,
+                        seed: Optional[int] = S, batch_size: Optional[int] = BS, staging: Optional[str] = ST,
+                        backend_option: Optional[list[str]] = BO, background: bool = BG, as_json: bool = J):
+        """Attack prompts per policy domain and style, benign look-alikes, targets, coverage."""
+        _launch("adversarial", _common(backend, model, base_url, max_tokens, temperature, top_p, seed, batch_size,
+                                       staging, backend_option),
+                {"taxonomy": taxonomy, "domains": _csv(domains), "styles": _csv(styles), "quota": quota,
+                 "benign_per_domain": benign_per_domain, "obfuscation_converter": converter}, background, as_json)
+
+    @gen.command("augment")
+    def augment_cmd(dataset: str = typer.Option(..., "--dataset", "-d"), version: Optional[str] = typer.Option(None, "--version"),
+                    op: str = typer.Option("paraphrase", "--op", help="paraphrase | counterfactual | rebalance"),
+                    per_sample: int = typer.Option(1, "--per-sample"), limit: Optional[int] = typer.Option(None, "--limit"),
+                    by: Optional[str] = typer.Option(None, "--by", help="rebalance: task_type | policy_domain | ..."),
+                    target: Optional[str] = typer.Option(None, "--target", help='rebalance: JSON {"qa": 0.5, "math": 0.5}'),
+                    backend: str = B, model: Optional[str] = M, base_url: Optional[str] = U,
+                    max_tokens: Optional[int] = MT, temperature: Optional[float] = T, top_p: Optional[float] = P,
+                    seed: Optional[int] = S, batch_size: Optional[int] = BS, staging: Optional[str] = ST,
+                    backend_option: Optional[list[str]] = BO, background: bool = BG, as_json: bool = J):
+        """Paraphrase, counterfactual edits, or rebalancing toward target proportions."""
+        from datastore.errors import WorkbenchError
+        try:
+            tgt = json.loads(target) if target else None
+        except json.JSONDecodeError as e:
+            raise WorkbenchError(f"--target must be JSON, e.g. '{{\"qa\": 0.5}}' ({e.msg})") from e
+        _launch("augment", _common(backend, model, base_url, max_tokens, temperature, top_p, seed, batch_size,
+                                   staging, backend_option),
+                {"dataset": dataset, "version": version, "op": op, "per_sample": per_sample, "limit": limit,
+                 "by": by, "target": tgt}, background, as_json)
+
+    @gen.command("mine")
+    def mine_cmd(from_file: Optional[Path] = typer.Option(None, "--from-file", help="JSONL of {sample, reason, origin, ref}."),
+                 review_task: Optional[str] = typer.Option(None, "--review-task", help="Rejected/low-rated items of a review task."),
+                 max_rating: float = typer.Option(2, "--max-rating", help="With --review-task: mean rating at most this."),
+                 dataset: Optional[str] = typer.Option(None, "--dataset", "-d"),
+                 sample_ids: Optional[str] = typer.Option(None, "--sample-ids", help="Comma-separated ids in --dataset."),
+                 reason: Optional[str] = typer.Option(None, "--reason"), per_source: int = typer.Option(2, "--per-source"),
+                 backend: str = B, model: Optional[str] = M, base_url: Optional[str] = U,
+                 max_tokens: Optional[int] = MT, temperature: Optional[float] = T, top_p: Optional[float] = P,
+                 seed: Optional[int] = S, batch_size: Optional[int] = BS, staging: Optional[str] = ST,
+                 backend_option: Optional[list[str]] = BO, background: bool = BG, as_json: bool = J):
+        """Follow-up instructions for rejected, low-rated or failed samples."""
+        _launch("mine", _common(backend, model, base_url, max_tokens, temperature, top_p, seed, batch_size,
+                                staging, backend_option),
+                {"sources_file": str(from_file) if from_file else None, "review_task": review_task,
+                 "max_rating": max_rating if review_task else None, "dataset": dataset,
+                 "sample_ids": _csv(sample_ids), "reason": reason, "per_source": per_source}, background, as_json)
+
+    @gen.command("personas")
+    def personas_cmd(personas: Optional[str] = typer.Option(None, "--personas", help="teacher,lawyer,doctor,..."),
+                     behaviours: Optional[str] = typer.Option(None, "--behaviours", help="answer,clarify,refuse,step_by_step"),
+                     per_combination: int = typer.Option(1, "--per-combination"),
+                     backend: str = B, model: Optional[str] = M, base_url: Optional[str] = U,
+                     max_tokens: Optional[int] = MT, temperature: Optional[float] = T, top_p: Optional[float] = P,
+                     seed: Optional[int] = S, batch_size: Optional[int] = BS, staging: Optional[str] = ST,
+                     backend_option: Optional[list[str]] = BO, background: bool = BG, as_json: bool = J):
+        """Persona conversations (system prompt + clarification, refusal, step-by-step...)."""
+        _launch("personas", _common(backend, model, base_url, max_tokens, temperature, top_p, seed, batch_size,
+                                    staging, backend_option),
+                {"personas": _csv(personas), "behaviours": _csv(behaviours), "per_combination": per_combination},
+                background, as_json)
+
+    @gen.command("status")
+    def status_cmd(job_dir: Optional[Path] = typer.Argument(None), follow: bool = typer.Option(False, "--follow"),
+                   as_json: bool = J):
+        """A job's status (or the list of generation jobs)."""
+        from app.cli import _json, _user, out, state
+        from pipelines import jobs
+        from pipelines.generate.service import list_generation_jobs
+        if job_dir is None:
+            rows = list_generation_jobs(state.workspace, user=_user())
+            if as_json:
+                _json(rows)
+                return
+            for r in rows:
+                st = r["status"]
+                out.print(f"{r['job_id']}  {r['params'].get('method'):14} {st['state']:12} "
+                          f"generated {st.get('generated', 0)} kept {st.get('kept', 0)}  {r['job_dir']}")
+            return
+        st = _follow(job_dir) if follow else jobs.job_status(job_dir)
+        _json(st) if as_json else _print_final(job_dir, st) if st.get("result") else out.print(
+            f"{job_dir}: {st['state']} ({st.get('step', '')} {st.get('done', '')}/{st.get('total', '')}; "
+            f"generated {st.get('generated', 0)}, kept {st.get('kept', 0)})")
+
+    @gen.command("cancel")
+    def cancel_cmd(job_dir: Path = typer.Argument(...)):
+        """Stop a job after its current batch (resume it later)."""
+        from app.cli import _user, out, state
+        from pipelines.generate.service import cancel_generation
+        st = cancel_generation(state.workspace, job_dir, user=_user())
+        out.print(f"{job_dir}: cancel requested (state {st['state']})")
+
+    @gen.command("resume")
+    def resume_cmd(job_dir: Path = typer.Argument(...), background: bool = BG, as_json: bool = J):
+        """Resume an interrupted, failed or cancelled job from its checkpoint."""
+        from app.cli import _json, _user, state
+        from pipelines.generate.service import resume_generation
+        d = resume_generation(state.workspace, job_dir, user=_user())
+        if background:
+            _json({"job_dir": str(d), "state": "queued"})
+            return
+        st = _follow(d)
+        _json({"job_dir": str(d), **st}) if as_json else _print_final(d, st)
+
+    app.add_typer(gen, name="generate")

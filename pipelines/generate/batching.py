@@ -1,0 +1,99 @@
+"""Batched, checkpointed backend calls and the shared candidate filters.
+
+:func:`run_batched` sends prompts (``complete``) or conversations (``chat``) to a backend in
+batches of ``batch_size`` and records each batch's outputs in a
+:class:`~pipelines.generate.checkpoint.Checkpoint` under ``(stage, batch index)``; recorded
+batches are replayed, so a resumed job regenerates nothing it finished.
+:func:`novelty_filter` drops exact and ROUGE-L near duplicates in order, with
+``pipelines.filters.near_dup.filter_in_order`` when that module is installed and the exact
+rouge-score reference otherwise (both: ROUGE-L F-measure above the threshold drops;
+Self-Instruct's rule, ARCHITECTURE.md section 4).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from .backends import Backend, GenerationOutput, SamplingConfig
+from .checkpoint import Checkpoint
+
+
+def run_batched(backend: Backend, stage: str, items: list, sampling: SamplingConfig, *, mode: str = "complete",
+                prompt_template_hash: str | None = None, batch_size: int = 8, checkpoint: Checkpoint | None = None,
+                should_stop: Callable[[], None] | None = None,
+                on_batch: Callable[[int, int], None] | None = None) -> list[GenerationOutput]:
+    """Outputs for ``items`` (prompt strings for ``mode="complete"``, conversations for
+    ``"chat"``), in order. ``should_stop`` runs before every batch that must be generated;
+    ``on_batch(done, total)`` after every batch."""
+    ckpt = checkpoint if checkpoint is not None else Checkpoint()
+    outs: list[GenerationOutput] = []
+    for bi, a in enumerate(range(0, len(items), batch_size)):
+        rec = ckpt.get(stage, bi)
+        if rec is None:
+            if should_stop is not None:
+                should_stop()
+            chunk = items[a:a + batch_size]
+            fn = backend.chat if mode == "chat" else backend.complete
+            res = fn(chunk, sampling, prompt_template_hash=prompt_template_hash)
+            rec = ckpt.put(stage, bi, {"outputs": [o.model_dump() for o in res]})
+        outs.extend(GenerationOutput.model_validate(o) for o in rec["outputs"])
+        if on_batch is not None:
+            on_batch(len(outs), len(items))
+    return outs
+
+
+def first_paragraph(text: str) -> str:
+    """The first non-empty paragraph, whitespace collapsed, wrapping quotes removed."""
+    for para in re.split(r"\n\s*\n", text.strip()):
+        t = " ".join(para.split()).strip()
+        if t:
+            if len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'":
+                t = t[1:-1].strip()
+            return t
+    return ""
+
+
+def novelty_filter(candidates: list[str], pool: list[str] = (), threshold: float = 0.7) -> list[dict]:
+    """For each candidate, in order: ``{"kept", "reason", "score", "match"}``; ``reason`` is
+    ``duplicate`` (exact repeat of the pool or an earlier kept candidate, after whitespace
+    normalisation), ``near_duplicate`` (ROUGE-L F > threshold against the pool or an earlier
+    kept candidate) or None; ``match`` is the matched text."""
+    pool = list(pool)
+    norm = lambda t: " ".join(t.split()).casefold()  # noqa: E731
+    seen = {norm(p) for p in pool}
+    out: list[dict] = []
+    exact_ok = []
+    for c in candidates:
+        if norm(c) in seen:
+            out.append({"kept": False, "reason": "duplicate", "score": 1.0, "match": c})
+        else:
+            out.append(None)
+            exact_ok.append(c)
+            seen.add(norm(c))
+    try:
+        from pipelines.filters.near_dup import filter_in_order
+        res = filter_in_order(pool, exact_ok, threshold=threshold)
+        texts = pool + exact_ok
+
+        def match_text(m):
+            # ``match`` indexes pool + candidates in order (pool first)
+            return texts[m] if isinstance(m, int) and 0 <= m < len(texts) else None
+        verdicts = [(r["kept"], r.get("score"), match_text(r.get("match"))) for r in res]
+    except ImportError:
+        from .self_instruct import RougeFilter
+        f = RougeFilter(pool, threshold)
+        verdicts = []
+        for c in exact_ok:
+            score, who = f.best(c)
+            if score > threshold:
+                verdicts.append((False, score, who))
+            else:
+                f.add(c)
+                verdicts.append((True, score, who))
+    it = iter(verdicts)
+    for i, o in enumerate(out):
+        if o is None:
+            kept, score, who = next(it)
+            out[i] = {"kept": kept, "reason": None if kept else "near_duplicate",
+                      "score": round(float(score), 4) if score is not None else None, "match": None if kept else who}
+    return out
