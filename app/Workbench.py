@@ -80,6 +80,11 @@ def home() -> None:
 PAGES = discover_pages()
 
 st.set_page_config(page_title="Instruction Workbench", page_icon=":material/dataset:", layout="wide")
-common.workspace()  # resolve once per session, before any page runs
+_ws = common.workspace()  # resolve once per session, before any page runs
+if common.needs_login(_ws):  # the gate: a workspace with users shows nothing before sign-in
+    st.navigation([st.Page(lambda: common.login_form(_ws), title="Sign in", icon=":material/login:",
+                           url_path="login")], position="hidden").run()
+    st.stop()
+common.user_badge()
 nav = st.navigation([st.Page(home, title="Home", icon=":material/home:", default=True), *PAGES])
 nav.run()

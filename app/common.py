@@ -241,3 +241,63 @@ def current_user() -> str:
     if st.session_state.get(USER_KEY):
         return st.session_state[USER_KEY]
     return _cu(workspace(), os.environ.get("WB_USER"))
+
+
+# ---------------------------------------------------------------- sign-in (issue 3 item 1)
+ROLE_KEY = "user_role"
+
+
+def needs_login(ws: Path) -> bool:
+    """True when the workspace has users and nobody is signed in in this browser session
+    (a workspace without users is used as the local admin, as before)."""
+    from pipelines import auth
+    if st.session_state.get(USER_KEY):
+        return False
+    if not workspace_exists(ws):
+        return False
+    return auth.has_users(ws)
+
+
+def login_form(ws: Path) -> None:
+    """The sign-in form: checks the password with ``pipelines.auth.authenticate`` (Argon2)
+    and keeps the user's name in ``st.session_state[USER_KEY]``."""
+    from pipelines import auth
+    st.title("Instruction Workbench")
+    st.subheader("Sign in")
+    with st.form("login", border=True, width=420):
+        name = st.text_input("User name", key="login_name")
+        password = st.text_input("Password", type="password", key="login_password")
+        ok = st.form_submit_button("Sign in", type="primary")
+    if ok:
+        with user_errors():
+            who, role = auth.authenticate(ws, name.strip(), password)
+            st.session_state[USER_KEY] = who
+            st.session_state[ROLE_KEY] = role
+            st.rerun()
+    st.caption(f"Workspace `{ws}`. Users are managed with `wb user add NAME --role R` or on the Users page.")
+
+
+def current_role() -> str:
+    """The role of :func:`current_user` (``admin`` for the local admin)."""
+    from datastore import Store
+    from datastore import users as U
+    ws = workspace()
+    if not workspace_exists(ws):
+        return "admin"
+    with Store(ws, create=False) as s:
+        return U.get_role(s, current_user())[1]
+
+
+def sign_out() -> None:
+    for k in (USER_KEY, ROLE_KEY):
+        st.session_state.pop(k, None)
+
+
+def user_badge() -> None:
+    """"Signed in as NAME (role)" and a sign-out button, in the sidebar."""
+    name = st.session_state.get(USER_KEY)
+    if not name:
+        return
+    with st.sidebar:
+        st.caption(f":material/person: Signed in as **{md_escape(name)}** ({st.session_state.get(ROLE_KEY, '')})")
+        st.button("Sign out", key="sign_out", on_click=sign_out, icon=":material/logout:")

@@ -34,7 +34,50 @@ def seed_demo_workspace(workspace: str | Path) -> str:
     import_file(workspace, DEMO_DATA / "chat_samples.json", "demo-chat", user=user, license="Apache-2.0",
                 message="demo conversations")
     _demo_edit(workspace, user)
-    return f"demo workspace ready at {workspace}: datasets seed-tasks, demo-sft (2 versions), demo-chat"
+    logins = _demo_users(workspace)
+    _demo_review_task(workspace)
+    lines = [f"demo workspace ready at {workspace}: datasets seed-tasks, demo-sft (2 versions), demo-chat; "
+             f"review task '{DEMO_TASK}' on demo-sft",
+             "web logins (shown only this once; change them with `wb user password NAME`):"]
+    lines += [f"  {name:<18} {role:<12} {pw}" for name, role, pw in logins]
+    return "\n".join(lines)
+
+
+#: One user per role, plus a second annotator so each sample gets k = 2 (issue 3 item 1).
+DEMO_USERS = (("demo-admin", "admin"), ("demo-curator", "curator"), ("demo-adjudicator", "adjudicator"),
+              ("demo-annotator", "annotator"), ("demo-annotator-2", "annotator"))
+DEMO_TASK = "demo-review"
+
+
+def _demo_users(workspace) -> list[tuple[str, str, str]]:
+    """Create the demo users with generated passwords (returned, never stored in clear)."""
+    from .auth import add_user, generate_password
+    out = []
+    for i, (name, role) in enumerate(DEMO_USERS):
+        pw = generate_password()
+        add_user(workspace, None if i == 0 else DEMO_USERS[0][0], name, role, pw)
+        out.append((name, role, pw))
+    return out
+
+
+def _demo_review_task(workspace) -> None:
+    """A review task on demo-sft (k = 2, the two demo annotators) with guidelines and model
+    suggestions, so the tour can annotate, adjudicate and read agreement."""
+    from .review import tasks
+    guidelines = ("### Guidelines\n"
+                  "- **Accept** (key A) a correct, helpful, safe answer.\n"
+                  "- **Reject** (key X) a wrong or unsafe one; **edit** to fix the response.\n"
+                  "- Rate quality 1-5 (keys 1-5). Suggestions are model drafts: check them before taking one (T).\n")
+    t = tasks.open_task(workspace, "demo-curator", name=DEMO_TASK, dataset="demo-sft",
+                        pool=["demo-annotator", "demo-annotator-2"], guidelines=guidelines)
+    with Store(workspace) as st:
+        head = V.resolve(st, "demo-sft")
+        ids = [s.sample_id for s in V.read_page(st, head, limit=3)]
+    sugg = [{"sample_id": ids[0], "source": "scoring_head", "decision": "accept", "score": 0.87,
+             "model": "demo scoring head"},
+            {"sample_id": ids[1], "source": "reference", "text": "A reference answer written by the curator.",
+             "score": 0.42}]
+    tasks.add_suggestions(workspace, "demo-curator", t.dataset, sugg[: len(ids)])
 
 
 def _demo_edit(workspace, user: str) -> None:

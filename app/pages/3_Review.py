@@ -1,0 +1,207 @@
+# page-icon: :material/rate_review:
+"""Review: annotate your queue one sample at a time (issue 3 items 2, 3, 6).
+
+The sample is shown beside the task's guidelines; model drafts (generator output, a scoring
+head's verdict, a reference answer) are shown as suggestions, marked as such. Keyboard:
+A accept, X reject, 1-5 rating, T take the suggestion, S submit, N next, B back (Streamlit
+reserves C and R). Answers autosave as a draft on every change; the time on the sample is
+recorded; a submit carries the item's submit id, so a double click or a retry never makes a
+second annotation, and "Saved" appears only after the store committed it.
+"""
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from app import common
+from pipelines.review import annotate
+from pipelines.review.questions import EDIT_KEYS
+
+ITEM_KEY = "review_item"          # {task: ReviewItem}
+SHOWN_KEY = "review_shown_at"     # {task: monotonic time the item was shown}
+FLASH_KEY = "review_flash"
+
+
+def _load(ws, user, task, *, after=None, before=None, back=False) -> None:
+    if back:
+        it = annotate.previous_item(ws, user, task, before_position=before)
+        if it is None:
+            st.session_state[FLASH_KEY] = "This is the first sample of your queue."
+            return
+    else:
+        it = annotate.next_item(ws, user, task, after_position=after)
+    st.session_state.setdefault(ITEM_KEY, {})[task] = it
+    st.session_state.setdefault(SHOWN_KEY, {})[task] = time.monotonic()
+
+
+def _k(it, name: str) -> str:
+    return f"rv-{it.task_id}-{it.sample.sample_id}-{it.round}-{name}"
+
+
+def _answers(it) -> dict:
+    """The form's current answers (from widget state)."""
+    out = {}
+    for q in it.questions:
+        v = st.session_state.get(_k(it, q["name"]))
+        if v not in (None, "", []):
+            out[q["name"]] = v
+    if out.get("decision") == "edit":
+        out["edit"] = {k: st.session_state.get(_k(it, f"edit_{k}")) for k in EDIT_KEYS
+                       if st.session_state.get(_k(it, f"edit_{k}"))}
+    return out
+
+
+def _elapsed_ms(task, it) -> int:
+    shown = st.session_state.get(SHOWN_KEY, {}).get(task, time.monotonic())
+    return int((time.monotonic() - shown) * 1000) + int(it.draft_elapsed_ms or 0)
+
+
+def _autosave(ws, user, task, it) -> None:
+    with common.user_errors():
+        annotate.save_draft(ws, user, task, it.sample.sample_id, _answers(it), _elapsed_ms(task, it))
+
+
+def _submit(ws, user, task, it, answers: dict) -> bool:
+    """Submit; True once the store acknowledged it (then the next item is loaded)."""
+    ok = False
+    with common.user_errors():
+        ack = annotate.submit(ws, user, task, it.sample.sample_id, answers, submit_id=it.submit_id,
+                              time_spent_ms=_elapsed_ms(task, it), row_hash=it.sample.row_hash)
+        st.session_state[FLASH_KEY] = (f"Saved sample #{it.sample.sample_id} "
+                                       f"({answers.get('decision')}; annotation {ack.annotation_id}).")
+        _load(ws, user, task, after=it.position)
+        ok = True
+    return ok
+
+
+def _seed_widgets(it) -> None:
+    """Pre-fill the form from the user's own answer, else their draft (once per item)."""
+    flag = _k(it, "_seeded")
+    if st.session_state.get(flag):
+        return
+    src = it.own_answers or it.draft or {}
+    for q in it.questions:
+        if q["name"] in src:
+            st.session_state[_k(it, q["name"])] = src[q["name"]]
+    for k in EDIT_KEYS:
+        if (src.get("edit") or {}).get(k):
+            st.session_state[_k(it, f"edit_{k}")] = src["edit"][k]
+    st.session_state[flag] = True
+
+
+def _question(ws, user, task, it, q) -> None:
+    key = _k(it, q["name"])
+    save = dict(on_change=_autosave, args=(ws, user, task, it))
+    if q["kind"] == "decision":
+        st.segmented_control(q["label"], q["options"], key=key, **save)
+    elif q["kind"] == "rating":
+        st.segmented_control(q["label"], list(range(q["min"], q["max"] + 1)), key=key, **save)
+    elif q["kind"] == "label":
+        st.selectbox(q["label"], q["options"], index=None, key=key, placeholder="choose", **save)
+    elif q["kind"] == "multilabel":
+        st.multiselect(q["label"], q["options"], key=key, format_func=lambda o: o.replace("_", " "), **save)
+    else:
+        st.text_area(q["label"], key=key, height=68, **save)
+
+
+def _set(key: str, value, ws, user, task, it) -> None:
+    st.session_state[key] = value
+    _autosave(ws, user, task, it)
+
+
+def _take_suggestion(ws, user, task, it) -> None:
+    text = next((s["text"] for s in it.suggestions if s.get("text")), None)
+    verdict = next((s["decision"] for s in it.suggestions if s.get("decision")), None)
+    if text:
+        st.session_state[_k(it, "decision")] = "edit"
+        st.session_state[_k(it, "edit_response")] = text
+    elif verdict in ("accept", "reject"):
+        st.session_state[_k(it, "decision")] = verdict
+    _autosave(ws, user, task, it)
+
+
+ws = common.workspace()
+common.require_workspace(ws)
+user = common.current_user()
+st.title("Review")
+with common.user_errors(stop=True):
+    mine = annotate.my_tasks(ws, user)
+if not mine:
+    st.info("You have no review task. A curator opens one on the Adjudication page or with `wb task open`.",
+            icon=":material/inbox:")
+    st.stop()
+labels = {f"{t['name']} · {t['dataset']} v{t['version']} · {t['done']}/{t['total']} done": t["name"] for t in mine}
+task = labels[st.selectbox("Task", list(labels), key="review_task")]
+items = st.session_state.setdefault(ITEM_KEY, {})
+if task not in items:
+    with common.user_errors(stop=True):
+        _load(ws, user, task)
+it = items.get(task)
+if st.session_state.get(FLASH_KEY):
+    st.success(st.session_state.pop(FLASH_KEY), icon=":material/check_circle:")
+if it is None:
+    st.success("Your queue is empty: every sample assigned to you is answered.", icon=":material/task_alt:")
+    if st.button("Back", shortcut="B", icon=":material/undo:"):
+        _load(ws, user, task, back=True)
+        st.rerun()
+    st.stop()
+
+_seed_widgets(it)
+left, right = st.columns([3, 2], gap="large")
+with right:
+    with st.container(border=True):
+        st.markdown("**Guidelines**")
+        st.markdown(it.guidelines or "_No guidelines for this task._")
+    for s in it.suggestions:
+        with st.container(border=True):
+            st.caption(f":material/lightbulb: **Suggestion** · {s['source'].replace('_', ' ')}"
+                       + (f" · {s['model']}" if s.get("model") else "") + " (a model draft, not a reviewer)")
+            if s.get("text"):
+                st.text(s["text"])
+            if s.get("decision") or s.get("score") is not None:
+                st.markdown(" ".join(x for x in [f":violet-badge[verdict {s['decision']}]" if s.get("decision") else "",
+                                                 f":gray-badge[score {s['score']:.2f}]" if s.get("score") is not None else ""] if x))
+with left:
+    p = it.progress
+    st.progress(p["done"] / max(p["total"], 1), text=f"{p['done']} of {p['total']} done · sample #{it.sample.sample_id}"
+                + (" · your answer is saved; changing it replaces it" if it.own_answers else ""))
+    common.render_sample(it.sample)
+    b = st.columns(6)
+    acc = b[0].button("Accept", shortcut="A", icon=":material/check:", type="primary", key=_k(it, "btn_accept"))
+    rej = b[1].button("Reject", shortcut="X", icon=":material/close:", key=_k(it, "btn_reject"))
+    sub = b[2].button("Submit", shortcut="S", icon=":material/send:", key=_k(it, "btn_submit"))
+    b[3].button("Take suggestion", shortcut="T", icon=":material/lightbulb:", key=_k(it, "btn_take"),
+                disabled=not it.suggestions, on_click=_take_suggestion, args=(ws, user, task, it))
+    back = b[4].button("Back", shortcut="B", icon=":material/undo:", key=_k(it, "btn_back"))
+    nxt = b[5].button("Next", shortcut="N", icon=":material/redo:", key=_k(it, "btn_next"))
+    rating_q = next((q for q in it.questions if q["kind"] == "rating" and q["name"] == "rating"), None)
+    if rating_q:
+        rb = st.columns(rating_q["max"] - rating_q["min"] + 1)
+        for i, v in enumerate(range(rating_q["min"], rating_q["max"] + 1)):
+            rb[i].button(f"Rate {v}", shortcut=str(v) if v <= 9 else None, key=_k(it, f"btn_rate{v}"),
+                         on_click=_set, args=(_k(it, "rating"), v, ws, user, task, it))
+    for q in it.questions:
+        _question(ws, user, task, it, q)
+    if st.session_state.get(_k(it, "decision")) == "edit":
+        src = it.sample
+        resp = src.output if src.kind != "conversation" else next(
+            (m.get("content") for m in reversed(src.messages or []) if m.get("role") == "assistant"), "")
+        st.session_state.setdefault(_k(it, "edit_response"), resp or "")
+        st.text_area("Corrected response", key=_k(it, "edit_response"), height=150,
+                     on_change=_autosave, args=(ws, user, task, it))
+        st.text_area("Corrected instruction (optional)", key=_k(it, "edit_instruction"), height=80,
+                     on_change=_autosave, args=(ws, user, task, it))
+
+if (acc or rej) and _submit(ws, user, task, it, {**_answers(it), "decision": "accept" if acc else "reject"}):
+    st.rerun()
+if sub and _submit(ws, user, task, it, _answers(it)):
+    st.rerun()
+if nxt:
+    _autosave(ws, user, task, it)
+    _load(ws, user, task, after=it.position)
+    st.rerun()
+if back:
+    _autosave(ws, user, task, it)
+    _load(ws, user, task, before=it.position, back=True)
+    st.rerun()
