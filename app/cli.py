@@ -319,6 +319,8 @@ CLI_AREAS = ("review", "generate", "quality", "train", "curate", "prefs")
 
 def _register_areas() -> None:
     import importlib
+    if __name__ == "__main__":  # `python -m app.cli`: area modules must see this module's `state`
+        sys.modules.setdefault("app.cli", sys.modules[__name__])
     for area in CLI_AREAS:
         name = f"app.cli_{area}"
         try:

@@ -23,6 +23,9 @@ from typing import Any
 import pyarrow as pa
 
 TEXT_COLUMNS = ["system", "instruction", "input", "output"]
+#: Kinds whose text lives in ``messages``: conversations, and preference pairs (the prompt
+#: turns then the chosen reply; the rejected reply in ``extra``: pipelines/preference/store.py).
+MESSAGE_KINDS = ("conversation", "preference", "unpaired_preference")
 JSON_COLUMNS = ["history", "messages", "lineage", "extra", "layout"]
 META_COLUMNS = ["source", "source_row", "license", "task_type", "language", "difficulty",
                 "quality_score", "policy_domain", "tags", "annotator_ids"]
@@ -120,7 +123,7 @@ class Sample:
         the assistant turn when ``output`` is not None. Blank means missing, null, ``""``
         or only whitespace: all four mean "no input".
         """
-        if self.kind == "conversation":
+        if self.kind in MESSAGE_KINDS:
             return [{"role": m.get("role"), "content": m.get("content")} for m in (self.messages or [])]
         out = []
         if self.system:

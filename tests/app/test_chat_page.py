@@ -1,0 +1,77 @@
+"""The Chat page through AppTest: base model and an adapter side by side with the run's template and
+a library system prompt; one click sends an answer to review."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from datastore import Store
+from datastore import versions as V
+from pipelines.serve.chat import CHAT_STAGING
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One torch thread: on 2 cores shared with other processes two threads run 5-20x slower
+    (docs/decisions.md, 'Generation on 2 cores')."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+REPO = Path(__file__).resolve().parents[2]
+ENTRY = str(REPO / "app" / "Workbench.py")
+PAGE = "pages/10_Chat.py"
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    from pipelines.workspace import init_workspace
+    from tests.pipelines.serve.conftest import _make_adapter
+    try:
+        from pipelines.models import ensure_base_model
+        ensure_base_model()
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"embedded model unavailable: {e}")
+    w = tmp_path_factory.mktemp("chat") / "ws"
+    init_workspace(w)
+    _make_adapter(w / "runs" / "run-a", 1, 4, "chatml")
+    return w
+
+
+def _page(ws) -> AppTest:
+    at = AppTest.from_file(ENTRY, default_timeout=300)
+    at.session_state["workspace"] = str(ws)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_side_by_side_and_send_to_review(ws):
+    at = _page(ws)
+    assert [o for o in at.selectbox(key="chat_a").options] == ["(base model)", "run-a"]
+    at.toggle(key="chat_two").set_value(True).run()
+    at.selectbox(key="chat_b").set_value("run-a")
+    at.slider(key="chat_max_new").set_value(4)
+    at.selectbox(key="chat_sys").set_value("teacher").run()
+    at.text_input(key="chat_sys_teacher_subject").set_value("arithmetic").run()
+    at.chat_input(key="chat_input").set_value("What is 2 + 2?").run()
+    assert not at.exception, [e.value for e in at.exception]
+    turns = at.session_state["chat_turns"]
+    assert len(turns) == 1 and set(turns[0]["answers"]) == {"(base model)", "run-a"}
+    a = turns[0]["answers"]["run-a"]
+    assert a["template"] == "chatml" and a["messages"][0]["role"] == "system"
+    assert "arithmetic" in a["messages"][0]["content"] and 0 < a["new_tokens"] <= 4
+    assert any("template `chatml`" in c.value for c in at.caption)
+    at.button(key="chat_send_bad_0_run-a").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    with Store(ws) as st:
+        v = V.resolve(st, CHAT_STAGING)
+        s = V.read_page(st, v)[0]
+    assert s.tags == ["chat", "chat:bad"] and s.messages[-1] == {"role": "assistant", "content": a["text"]}
+    assert s.lineage["adapter"] == "run-a" and s.lineage["system_prompt"] == "teacher"
