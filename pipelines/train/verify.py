@@ -31,11 +31,14 @@ def verify_adapter(run_dir: str | Path, *, max_new_tokens: int = 32, prompt: str
         WorkbenchError: the run folder lacks its run card, adapter or probe file.
     """
     run_dir = Path(run_dir)
-    card_path, adapter_dir, probe_path = run_dir / "run_card.json", run_dir / "adapter", run_dir / "probe_logits.pt"
-    for p in (card_path, adapter_dir, probe_path):
+    card_path, probe_path = run_dir / "run_card.json", run_dir / "probe_logits.pt"
+    if not card_path.exists():
+        raise WorkbenchError(f"{run_dir} is not a finished training run: {card_path.name} is missing")
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    adapter_dir = run_dir / ((card.get("artifacts") or {}).get("saved") or "adapter")  # model/ for full fine-tuning
+    for p in (adapter_dir, probe_path):
         if not p.exists():
             raise WorkbenchError(f"{run_dir} is not a finished training run: {p.name} is missing")
-    card = json.loads(card_path.read_text(encoding="utf-8"))
 
     import torch
 
