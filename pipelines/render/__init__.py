@@ -15,18 +15,28 @@ an unknown template name.
 from __future__ import annotations
 
 import re
+from collections import deque
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
+
 from datastore.errors import WorkbenchError
+from pipelines.render.fast_bpe import fast_encoder, literal_alternation
 from pipelines.render.templates import (
+    GEN_CLOSE,
+    GEN_OPEN,
     Template,
     TemplateRenderError,
     TemplateSecurityError,
     add_template,
     check_template_source,
     compile_chat,
+    _plain,
     get_template,
     list_templates,
+    marked_renderer,
     pinned_clock,
     render_chat_text,
     render_strict,
@@ -348,7 +358,7 @@ def _labels(ids: list[int], enc, spans: list[tuple[int, int]], offsets=None) -> 
 
 def _check_mask(labels: list[int], messages: list[dict], tpl: Template, add_generation_prompt: bool,
                 require_loss: bool | None) -> None:
-    if require_loss is False or add_generation_prompt or any(x != -100 for x in labels):
+    if require_loss is False or add_generation_prompt or labels.count(-100) != len(labels):
         return
     has_assistant = any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages)
     if require_loss or has_assistant:
@@ -438,13 +448,103 @@ def render_with_mask(tokenizer, messages: list[dict], template: str | Template =
     return ids, labels
 
 
+# Conversations per batch from which encode_conversations builds the tiktoken encoder (about a
+# second, once per tokenizer); smaller batches use it only when it is already built.
+FAST_MIN_CONVERSATIONS = 2000
+_CHUNK = 256  # rendered texts per tokenization task
+
+
+def _fast_labels(ids: list[int], counts: list[int] | None, text: str, spans, byte_len) -> list[int]:
+    """Labels for fast-path ids: the tokens holding the first and the last character of each
+    span and all between (as :func:`_labels` with ``char_to_token``).
+
+    ``counts`` (from :meth:`FastEncoder.encode` with the span edges as cuts) give the token
+    index at each edge directly. Without them the token ends are the running sums of the
+    tokens' UTF-8 byte lengths (byte-level BPE tokens concatenate to the text's bytes) and a
+    character is found by its first byte (HF reports the first token holding it)."""
+    labels = [-100] * len(ids)
+    if counts is not None:
+        for k in range(0, len(counts), 2):
+            t0, t1 = counts[k], counts[k + 1]
+            labels[t0:t1] = ids[t0:t1]
+        return labels
+    spans = [(a, b) for a, b in spans if b > a]
+    if not spans:
+        return labels
+    if text.isascii():
+        pos = [p for a, b in spans for p in (a, b - 1)]
+    else:
+        pos = [len(text[:p].encode("utf-8")) for a, b in spans for p in (a, b - 1)]
+    ends = np.cumsum(byte_len[np.asarray(ids, dtype=np.int64)])
+    tok = np.searchsorted(ends, pos, side="right").tolist()
+    for k in range(0, len(tok), 2):
+        t0, t1 = tok[k], tok[k + 1] + 1
+        labels[t0:t1] = ids[t0:t1]
+    return labels
+
+
+_CROSS_CHECK = 8  # conversations per call whose marked render is compared with the tracked one
+
+
+def _control_tokens_of(tokenizer) -> list[str]:
+    """The added-token strings of ``tokenizer`` that :func:`_added_regex` matches."""
+    return [t for t in tokenizer.get_added_vocab() if isinstance(t, str) and t.strip()]
+
+
+def _has_marker(messages: list) -> bool:
+    """Whether any string in the messages holds a generation marker character."""
+    for m in messages:
+        for v in (m.values() if isinstance(m, dict) else ()):
+            for s in ((v,) if type(v) is str else _strings_of(v)):
+                if GEN_OPEN in s or GEN_CLOSE in s:
+                    return True
+    return False
+
+
+def _scan(messages: list[dict], rx: re.Pattern) -> str | None:
+    """One pass over the message strings (not ``role``) with ``rx`` = control-token strings or
+    generation markers: None when nothing matches, "marker" when a marker character does (the
+    tracked render is used), else "control"."""
+    hit = None
+    for m in messages:
+        for k, v in m.items():
+            if k == "role":
+                continue
+            for s in ((v,) if type(v) is str else _strings_of(v)):
+                for mo in rx.finditer(s):
+                    if mo.group(0) in (GEN_OPEN, GEN_CLOSE):
+                        return "marker"
+                    hit = "control"
+    return hit
+
+
+def _idle_workers(cpus: int) -> int:
+    """Tokenizer threads beside the rendering thread: the CPUs the 1-minute load average leaves
+    idle, less the one that renders (0: tokenize inline). On a busy machine extra threads only
+    trade the GIL back and forth (measured slower: docs/render_speed.md)."""
+    try:
+        idle = cpus - os.getloadavg()[0]
+    except OSError:
+        return 0
+    return max(0, min(cpus - 1, int(idle)))
+
+
 def encode_conversations(tokenizer, conversations: list[list[dict]], template: str | Template = "chatml", *,
                          require_loss: bool | None = True, batch_size: int = 1024,
                          **extra: Any) -> list[tuple[list[int], list[int]]]:
     """:func:`render_with_mask` over many conversations, fast: the template is compiled once,
-    the rendered texts are tokenized in batches by the fast tokenizer, and only conversations
-    holding control-token text take the per-sample safe path. Same ``(ids, labels)`` as
-    :func:`render_with_mask` for each conversation.
+    and only conversations holding control-token text take the per-sample safe path. Same
+    ``(ids, labels)`` as :func:`render_with_mask` for each conversation.
+
+    Fast path (docs/render_speed.md): chat templates with ``{% generation %}`` blocks render
+    with marker characters around the blocks (:func:`templates.marked_renderer`, one plain
+    Jinja render per conversation); the texts are tokenized by a ``tiktoken`` encoding built
+    from the tokenizer's own vocab and merges and proven equal to it
+    (:mod:`pipelines.render.fast_bpe`), on worker threads while the next texts render when a CPU
+    is idle; labels come from token counts at the span edges (or the tokens' byte lengths).
+    Nothing is cached across conversations. Anything the fast path does not cover (other
+    tokenizers, templates without markers, a text it refuses) goes through the HF tokenizer in
+    batches of ``batch_size``, with the same results.
 
     Raises:
         EmptyLossMask (with the conversation's index in the message) unless ``require_loss=False``.
@@ -453,25 +553,93 @@ def encode_conversations(tokenizer, conversations: list[list[dict]], template: s
     ctx = _context(tokenizer, tpl, extra)
     rx = _added_regex(tokenizer)
     out: list = [None] * len(conversations)
-    pending: list[tuple[int, str, list]] = []
+    fe = None
+    if hasattr(tokenizer, "backend_tokenizer"):
+        fe = fast_encoder(tokenizer, build=len(conversations) >= FAST_MIN_CONVERSATIONS)
+    marked = None
+    if tpl.kind == "chat" and not ({"now", "documents", "name", "track", "messages", "add_generation_prompt"} & set(ctx)) \
+            and not _has_marker([ctx]):
+        marked = marked_renderer(tpl.text, tpl.name)
+        if marked is not None:
+            mctx = {"tools": _plain(ctx["tools"]) if ctx.get("tools") is not None else None, "documents": None,
+                    "add_generation_prompt": False}
+            mctx.update({k: _plain(v) for k, v in ctx.items() if k != "tools"})
+    hf_pending: list[tuple[int, str, list]] = []
+    scan_rx = literal_alternation(set(_control_tokens_of(tokenizer)) | {GEN_OPEN, GEN_CLOSE})
 
-    def flush():
-        enc = tokenizer([t for _, t, _ in pending], add_special_tokens=False)
-        for k, (i, _, spans) in enumerate(pending):
+    def hf_flush():
+        enc = tokenizer([t for _, t, _ in hf_pending], add_special_tokens=False)
+        for k, (i, _, spans) in enumerate(hf_pending):
             ids = enc["input_ids"][k]
             out[i] = (ids, _labels(ids, enc.encodings[k], spans))
-        pending.clear()
+        hf_pending.clear()
 
-    for i, messages in enumerate(conversations):
-        text, spans = _render_spans(tpl, messages, ctx, False)
-        if _has_control(messages, rx):
-            out[i] = _encode_safe(tokenizer, tpl, messages, text, spans, ctx, False, rx)
-        else:
-            pending.append((i, text, spans))
-            if len(pending) >= batch_size:
-                flush()
-    if pending:
-        flush()
+    def hf_add(i, text, spans):
+        hf_pending.append((i, text, spans))
+        if len(hf_pending) >= batch_size:
+            hf_flush()
+
+    byte_len = fe.byte_len if fe is not None else None
+
+    def take(task):
+        metas, fut = task
+        for (i, text, spans, exact, _), res in zip(metas, fut.result()):
+            if res is None:
+                hf_add(i, text, spans)
+            else:
+                ids, counts = res
+                out[i] = (ids, _fast_labels(ids, counts if exact and counts is not None else None, text, spans,
+                                            byte_len))
+
+    def submit(items):
+        if executor is not None:
+            return executor.submit(fe.encode_chunk, items)
+        done = Future()
+        done.set_result(fe.encode_chunk(items))
+        return done
+
+    def cuts_of(text, spans):
+        """Span edges as cuts when every edge is a token boundary (labels from token counts)."""
+        edges = [p for a, b in spans if b > a for p in (a, b)]
+        if all(fe.is_boundary(text, p) for p in edges) and edges == sorted(edges):
+            return edges, True
+        return [], False
+
+    workers = _idle_workers(fe.threads) if fe is not None else 0
+    executor = ThreadPoolExecutor(workers) if workers else None
+    tasks: deque = deque()
+    chunk: list[tuple[int, str, list]] = []
+    try:
+        for i, messages in enumerate(conversations):
+            found = _scan(messages, scan_rx)  # None, or "control" / "marker" (GEN_OPEN/GEN_CLOSE)
+            r = marked(messages, mctx) if marked is not None and found != "marker" else None
+            if r is None:
+                text, spans = _render_spans(tpl, messages, ctx, False)
+            else:
+                text, spans = r
+                if i < _CROSS_CHECK and (text, spans) != _render_spans(tpl, messages, ctx, False):
+                    marked, (text, spans) = None, _render_spans(tpl, messages, ctx, False)  # pragma: no cover
+            if found is not None and (found == "control" or _has_control(messages, rx)):
+                out[i] = _encode_safe(tokenizer, tpl, messages, text, spans, ctx, False, rx)
+            elif fe is None:
+                hf_add(i, text, spans)
+            else:
+                cuts, exact = cuts_of(text, spans)
+                chunk.append((i, text, spans, exact, cuts))
+                if len(chunk) >= _CHUNK:
+                    tasks.append((chunk, submit([(m[1], m[4]) for m in chunk])))
+                    chunk = []
+                    while tasks and tasks[0][1].done():  # labels of finished chunks while others encode
+                        take(tasks.popleft())
+        if chunk:
+            tasks.append((chunk, submit([(m[1], m[4]) for m in chunk])))
+        while tasks:
+            take(tasks.popleft())
+    finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+    if hf_pending:
+        hf_flush()
     for i, (ids, labels) in enumerate(out):
         try:
             _check_mask(labels, conversations[i], tpl, False, require_loss)
