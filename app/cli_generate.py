@@ -7,6 +7,8 @@ Generate page's.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import time
 from pathlib import Path
@@ -39,6 +41,50 @@ def _common(backend: str, model: Optional[str], base_url: Optional[str], max_tok
             opts[k] = v
     return {"backend": backend, "backend_options": opts, "staging": staging, "batch_size": batch_size,
             "sampling": {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "seed": seed}}
+
+
+#: The options every generation command shares (the Generate page's backend, sampling, staging
+#: and job settings), appended after each command's own options: (name, type, typer option).
+_COMMON_OPTIONS: tuple = (
+    ("backend", str, typer.Option("transformers", "--backend", "-b", help="transformers | openai | vllm | scripted")),
+    ("model", Optional[str], typer.Option(None, "--model",
+                                          help="Model folder (transformers, vllm) or served model name (openai).")),
+    ("base_url", Optional[str], typer.Option(None, "--base-url",
+                                             help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")),
+    ("max_tokens", Optional[int], typer.Option(None, "--max-tokens", help="Most new tokens per output.")),
+    ("temperature", Optional[float], typer.Option(None, "--temperature")),
+    ("top_p", Optional[float], typer.Option(None, "--top-p")),
+    ("seed", Optional[int], typer.Option(None, "--seed")),
+    ("batch_size", Optional[int], typer.Option(None, "--batch-size", help="Prompts per backend call.")),
+    ("staging", Optional[str], typer.Option(None, "--staging", help="Staging dataset (default <method>-candidates).")),
+    ("backend_option", Optional[list[str]], typer.Option(None, "--backend-option",
+                                                         help="Extra backend option KEY=VALUE (repeatable).")),
+)
+_BG = typer.Option(False, "--background", help="Return at once with the job folder.")
+_J = typer.Option(False, "--json")
+
+
+def _generation_command(fn):
+    """Give a command the shared options (:data:`_COMMON_OPTIONS`, then ``--background`` and
+    ``--json``) after its own; the command receives them as ``common`` (the :func:`_common`
+    dict), ``background`` and ``as_json``. Typer reads the options from ``__signature__``."""
+    P = inspect.Parameter
+    own = [p for p in inspect.signature(fn, eval_str=True).parameters.values()
+           if p.name not in ("common", "background", "as_json")]
+    extra = [P(n, P.POSITIONAL_OR_KEYWORD, default=d, annotation=t) for n, t, d in _COMMON_OPTIONS]
+    extra += [P("background", P.POSITIONAL_OR_KEYWORD, default=_BG, annotation=bool),
+              P("as_json", P.POSITIONAL_OR_KEYWORD, default=_J, annotation=bool)]
+
+    @functools.wraps(fn)
+    def command(**kw):
+        common = _common(*(kw.pop(n) for n, _, _ in _COMMON_OPTIONS))
+        background, as_json = kw.pop("background"), kw.pop("as_json")
+        return fn(**kw, common=common, background=background, as_json=as_json)
+
+    params = own + extra
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
 
 
 def _csv(v: Optional[str]) -> Optional[list[str]]:
@@ -111,20 +157,10 @@ def _print_final(d: Path, st: dict) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add ``wb generate`` to the CLI."""
-    B = typer.Option("transformers", "--backend", "-b", help="transformers | openai | vllm | scripted")
-    M = typer.Option(None, "--model", help="Model folder (transformers, vllm) or served model name (openai).")
-    U = typer.Option(None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
-    MT = typer.Option(None, "--max-tokens", help="Most new tokens per output.")
-    T = typer.Option(None, "--temperature")
-    P = typer.Option(None, "--top-p")
-    S = typer.Option(None, "--seed")
-    BS = typer.Option(None, "--batch-size", help="Prompts per backend call.")
-    ST = typer.Option(None, "--staging", help="Staging dataset (default <method>-candidates).")
-    BO = typer.Option(None, "--backend-option", help="Extra backend option KEY=VALUE (repeatable).")
-    BG = typer.Option(False, "--background", help="Return at once with the job folder.")
-    J = typer.Option(False, "--json")
+    BG, J = _BG, _J
 
     @gen.command("self-instruct")
+    @_generation_command
     def self_instruct(seed_dataset: Optional[str] = typer.Option(None, "--seed-dataset", "-d", help="Dataset of seed tasks."),
                       seed_file: Optional[Path] = typer.Option(None, "--seed-file", help="Self-Instruct seed_tasks.jsonl."),
                       target_kept: int = typer.Option(5, "--target-kept"), max_rounds: int = typer.Option(4, "--max-rounds"),
@@ -133,98 +169,79 @@ def register(app: typer.Typer) -> None:
                                                      help="Also classify tasks and generate instances (published pipeline)."),
                       demo_settings: bool = typer.Option(False, "--demo-settings",
                                                          help="Settings sized for the embedded 135M model."),
-                      backend: str = B, model: Optional[str] = M, base_url: Optional[str] = U,
-                      max_tokens: Optional[int] = MT, temperature: Optional[float] = T, top_p: Optional[float] = P,
-                      seed: Optional[int] = S, batch_size: Optional[int] = BS, staging: Optional[str] = ST,
-                      backend_option: Optional[list[str]] = BO, background: bool = BG, as_json: bool = J):
+                      *, common: dict, background: bool, as_json: bool):
         """Self-Instruct as published: instructions, classification, instances, filters."""
-        _launch("self-instruct", _common(backend, model, base_url, max_tokens, temperature, top_p, seed, batch_size,
-                                         staging, backend_option),
+        _launch("self-instruct", common,
                 {"seed_dataset": seed_dataset, "seed_file": str(seed_file) if seed_file else None,
                  "target_kept": target_kept, "max_rounds": max_rounds, "prompts_per_round": prompts_per_round,
                  "instances": instances, "demo_settings": demo_settings or None}, background, as_json)
 
     @gen.command("instances")
+    @_generation_command
     def instances_cmd(dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset of instructions."),
                       version: Optional[str] = typer.Option(None, "--version"), limit: Optional[int] = typer.Option(None, "--limit"),
                       max_instances: int = typer.Option(5, "--max-instances"),
-                      backend: str = B, model: Optional[str] = M, base_url: Optional[str] = U,
-                      max_tokens: Optional[int] = MT, temperature: Optional[float] = T, top_p: Optional[float] = P,
-                      seed: Optional[int] = S, batch_size: Optional[int] = BS, staging: Optional[str] = ST,
-                      backend_option: Optional[list[str]] = BO, background: bool = BG, as_json: bool = J):
+                      *, common: dict, background: bool, as_json: bool):
         """Instances for instructions (output-first for classification, input-first otherwise)."""
-        _launch("instances", _common(backend, model, base_url, max_tokens, temperature, top_p, seed, batch_size,
-                                     staging, backend_option),
+        _launch("instances", common,
                 {"dataset": dataset, "version": version, "limit": limit, "max_instances_per_task": max_instances},
                 background, as_json)
 
     @gen.command("adversarial")
+    @_generation_command
     def adversarial_cmd(taxonomy: Optional[str] = typer.Option(None, "--taxonomy", help="llama_guard_3 or a JSON file."),
                         domains: Optional[str] = typer.Option(None, "--domains", help="Comma-separated codes (S1,S6)."),
                         styles: Optional[str] = typer.Option(None, "--styles", help="role_play,hypothetical,obfuscation,prompt_injection,multi_turn"),
                         quota: Optional[int] = typer.Option(None, "--quota", help="Prompts per domain and style."),
                         benign_per_domain: Optional[int] = typer.Option(None, "--benign-per-domain"),
                         converter: Optional[str] = typer.Option(None, "--obfuscation-converter", help="none | leetspeak | base64"),
-                        backend: str = B, model: Optional[str] = M, base_url: Optional[str] = U,
-                        max_tokens: Optional[int] = MT, temperature: Optional[float] = T, top_p: Optional[float] = P,
-                        seed: Optional[int] = S, batch_size: Optional[int] = BS, staging: Optional[str] = ST,
-                        backend_option: Optional[list[str]] = BO, background: bool = BG, as_json: bool = J):
+                        *, common: dict, background: bool, as_json: bool):
         """Attack prompts per policy domain and style, benign look-alikes, targets, coverage."""
-        _launch("adversarial", _common(backend, model, base_url, max_tokens, temperature, top_p, seed, batch_size,
-                                       staging, backend_option),
+        _launch("adversarial", common,
                 {"taxonomy": taxonomy, "domains": _csv(domains), "styles": _csv(styles), "quota": quota,
                  "benign_per_domain": benign_per_domain, "obfuscation_converter": converter}, background, as_json)
 
     @gen.command("augment")
+    @_generation_command
     def augment_cmd(dataset: str = typer.Option(..., "--dataset", "-d"), version: Optional[str] = typer.Option(None, "--version"),
                     op: str = typer.Option("paraphrase", "--op", help="paraphrase | counterfactual | rebalance"),
                     per_sample: int = typer.Option(1, "--per-sample"), limit: Optional[int] = typer.Option(None, "--limit"),
                     by: Optional[str] = typer.Option(None, "--by", help="rebalance: task_type | policy_domain | ..."),
                     target: Optional[str] = typer.Option(None, "--target", help='rebalance: JSON {"qa": 0.5, "math": 0.5}'),
-                    backend: str = B, model: Optional[str] = M, base_url: Optional[str] = U,
-                    max_tokens: Optional[int] = MT, temperature: Optional[float] = T, top_p: Optional[float] = P,
-                    seed: Optional[int] = S, batch_size: Optional[int] = BS, staging: Optional[str] = ST,
-                    backend_option: Optional[list[str]] = BO, background: bool = BG, as_json: bool = J):
+                    *, common: dict, background: bool, as_json: bool):
         """Paraphrase, counterfactual edits, or rebalancing toward target proportions."""
         from datastore.errors import WorkbenchError
         try:
             tgt = json.loads(target) if target else None
         except json.JSONDecodeError as e:
             raise WorkbenchError(f"--target must be JSON, e.g. '{{\"qa\": 0.5}}' ({e.msg})") from e
-        _launch("augment", _common(backend, model, base_url, max_tokens, temperature, top_p, seed, batch_size,
-                                   staging, backend_option),
+        _launch("augment", common,
                 {"dataset": dataset, "version": version, "op": op, "per_sample": per_sample, "limit": limit,
                  "by": by, "target": tgt}, background, as_json)
 
     @gen.command("mine")
+    @_generation_command
     def mine_cmd(from_file: Optional[Path] = typer.Option(None, "--from-file", help="JSONL of {sample, reason, origin, ref}."),
                  review_task: Optional[str] = typer.Option(None, "--review-task", help="Rejected/low-rated items of a review task."),
                  max_rating: float = typer.Option(2, "--max-rating", help="With --review-task: mean rating at most this."),
                  dataset: Optional[str] = typer.Option(None, "--dataset", "-d"),
                  sample_ids: Optional[str] = typer.Option(None, "--sample-ids", help="Comma-separated ids in --dataset."),
                  reason: Optional[str] = typer.Option(None, "--reason"), per_source: int = typer.Option(2, "--per-source"),
-                 backend: str = B, model: Optional[str] = M, base_url: Optional[str] = U,
-                 max_tokens: Optional[int] = MT, temperature: Optional[float] = T, top_p: Optional[float] = P,
-                 seed: Optional[int] = S, batch_size: Optional[int] = BS, staging: Optional[str] = ST,
-                 backend_option: Optional[list[str]] = BO, background: bool = BG, as_json: bool = J):
+                 *, common: dict, background: bool, as_json: bool):
         """Follow-up instructions for rejected, low-rated or failed samples."""
-        _launch("mine", _common(backend, model, base_url, max_tokens, temperature, top_p, seed, batch_size,
-                                staging, backend_option),
+        _launch("mine", common,
                 {"sources_file": str(from_file) if from_file else None, "review_task": review_task,
                  "max_rating": max_rating if review_task else None, "dataset": dataset,
                  "sample_ids": _csv(sample_ids), "reason": reason, "per_source": per_source}, background, as_json)
 
     @gen.command("personas")
+    @_generation_command
     def personas_cmd(personas: Optional[str] = typer.Option(None, "--personas", help="teacher,lawyer,doctor,..."),
                      behaviours: Optional[str] = typer.Option(None, "--behaviours", help="answer,clarify,refuse,step_by_step"),
                      per_combination: int = typer.Option(1, "--per-combination"),
-                     backend: str = B, model: Optional[str] = M, base_url: Optional[str] = U,
-                     max_tokens: Optional[int] = MT, temperature: Optional[float] = T, top_p: Optional[float] = P,
-                     seed: Optional[int] = S, batch_size: Optional[int] = BS, staging: Optional[str] = ST,
-                     backend_option: Optional[list[str]] = BO, background: bool = BG, as_json: bool = J):
+                     *, common: dict, background: bool, as_json: bool):
         """Persona conversations (system prompt + clarification, refusal, step-by-step...)."""
-        _launch("personas", _common(backend, model, base_url, max_tokens, temperature, top_p, seed, batch_size,
-                                    staging, backend_option),
+        _launch("personas", common,
                 {"personas": _csv(personas), "behaviours": _csv(behaviours), "per_combination": per_combination},
                 background, as_json)
 

@@ -21,14 +21,14 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from datastore.errors import WorkbenchError
 
 from .backends import Backend, SamplingConfig
-from .batching import first_paragraph, novelty_filter, run_batched
+from .batching import StageResult, first_paragraph, keep_novel, run_batched, run_variants
 from .checkpoint import Checkpoint
 from .prompts import render_prompt, template_hash
 
@@ -59,16 +59,10 @@ class AugmentConfig(BaseModel):
     batch_size: int = Field(8, ge=1, description="Prompts per backend call and per checkpoint record.")
 
 
-class AugmentResult(BaseModel):
-    samples: list[Any] = Field(description="kept variants (datastore Sample objects)")
-    dropped: list[dict] = Field(description="[{source_id, text, reason}]")
-    generated: int
-    elapsed_s: float
+class AugmentResult(StageResult):
+    """Kept variants; ``dropped``: ``[{source_id, text, reason}]``."""
 
-    def counts(self) -> dict:
-        c = Counter(d["reason"] for d in self.dropped)
-        return {"generated": self.generated, "kept": len(self.samples),
-                "dropped": {r: c.get(r, 0) for r in DROP_REASONS}}
+    drop_reasons: ClassVar[tuple[str, ...]] = DROP_REASONS
 
 
 def _instruction_of(s) -> str:
@@ -107,13 +101,11 @@ def _augment(backend: Backend, samples: list, op: str, config: AugmentConfig, *,
             ctx["attribute"] = COUNTERFACTUAL_ATTRIBUTES[(k + (s.sample_id or 0)) % len(COUNTERFACTUAL_ATTRIBUTES)]
         attrs.append(ctx.get("attribute"))
         prompts.append(render_prompt(tpl, **ctx)[0])
-    outs = []
-    for k in range(config.per_sample):  # one seed per variant index, so variants differ
-        part = prompts[k * len(samples):(k + 1) * len(samples)]
-        outs += run_batched(backend, f"{op}:{k}", part, config.sampling.model_copy(
-            update={"seed": config.sampling.seed + k}), prompt_template_hash=template_hash(tpl),
-            batch_size=config.batch_size, checkpoint=ckpt, should_stop=should_stop,
-            on_batch=lambda d, n: progress and progress({"step": op, "done": d, "total": n}))
+    n = len(samples)  # one seed per variant index, so variants differ
+    outs = [o for part in run_variants(
+        backend, op, [prompts[k * n:(k + 1) * n] for k in range(config.per_sample)], config.sampling, step=op,
+        prompt_template_hash=template_hash(tpl), batch_size=config.batch_size, checkpoint=ckpt,
+        should_stop=should_stop, progress=progress) for o in part]
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     dropped: list[dict] = []
     alive: list[tuple[Any, int, str, Any]] = []
@@ -131,13 +123,8 @@ def _augment(backend: Backend, samples: list, op: str, config: AugmentConfig, *,
             dropped.append({"source_id": s.sample_id, "text": text, "reason": reason})
         else:
             alive.append((s, k, text, (o, attr)))
-    verdicts = novelty_filter([a[2] for a in alive], [], config.near_dup_threshold)
-    kept = []
-    for a, v in zip(alive, verdicts):
-        if v["kept"]:
-            kept.append(a)
-        else:
-            dropped.append({"source_id": a[0].sample_id, "text": a[2], "reason": v["reason"]})
+    kept = keep_novel(alive, lambda a: a[2], config.near_dup_threshold, lambda a, r: dropped.append(
+        {"source_id": a[0].sample_id, "text": a[2], "reason": r}))
     answers: list[str | None] = [None] * len(kept)
     if op == "counterfactual" and kept:
         convs = [[*([{"role": "system", "content": s.system}] if s.kind != "conversation" and s.system else []),

@@ -12,7 +12,11 @@ Self-Instruct's rule, ARCHITECTURE.md section 4).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
 
 from .backends import Backend, GenerationOutput, SamplingConfig
 from .checkpoint import Checkpoint
@@ -40,6 +44,54 @@ def run_batched(backend: Backend, stage: str, items: list, sampling: SamplingCon
         if on_batch is not None:
             on_batch(len(outs), len(items))
     return outs
+
+
+def run_variants(backend: Backend, stage: str, prompt_sets: list[list], sampling: SamplingConfig, *,
+                 step: str, prompt_template_hash: str | None = None, batch_size: int = 8,
+                 checkpoint: Checkpoint | None = None, should_stop: Callable[[], None] | None = None,
+                 progress: Callable[[dict], None] | None = None) -> list[list[GenerationOutput]]:
+    """One :func:`run_batched` pass per variant index ``k`` (``prompt_sets[k]``), checkpoint
+    stage ``"{stage}:{k}"``, seed ``sampling.seed + k`` (so the variants of one prompt differ);
+    ``progress({"step": step, "done", "total"})`` after every batch. Returns the outputs per
+    variant, in order (shared by augmentation and mining)."""
+    return [run_batched(backend, f"{stage}:{k}", prompts, sampling.model_copy(update={"seed": sampling.seed + k}),
+                        prompt_template_hash=prompt_template_hash, batch_size=batch_size, checkpoint=checkpoint,
+                        should_stop=should_stop,
+                        on_batch=lambda d, n: progress and progress({"step": step, "done": d, "total": n}))
+            for k, prompts in enumerate(prompt_sets)]
+
+
+def keep_novel(candidates: list, text_of: Callable[[Any], str], threshold: float,
+               on_drop: Callable[[Any, str], None]) -> list:
+    """The candidates whose text (``text_of(c)``) passes :func:`novelty_filter` among
+    themselves (no pool), in order; ``on_drop(candidate, reason)`` for each other one."""
+    verdicts = novelty_filter([text_of(c) for c in candidates], [], threshold)
+    kept = []
+    for c, v in zip(candidates, verdicts):
+        if v["kept"]:
+            kept.append(c)
+        else:
+            on_drop(c, v["reason"])
+    return kept
+
+
+class StageResult(BaseModel):
+    """What a generate-and-filter stage produced: ``samples`` (datastore Sample objects kept),
+    ``dropped`` (one dict per dropped candidate, with its ``reason``), ``generated`` (candidates
+    generated) and ``elapsed_s`` (wall seconds). Subclasses name their ``drop_reasons``."""
+
+    drop_reasons: ClassVar[tuple[str, ...]] = ()
+
+    samples: list[Any] = Field(description="kept samples (datastore Sample objects)")
+    dropped: list[dict] = Field(description="dropped candidates, each with its reason")
+    generated: int
+    elapsed_s: float
+
+    def counts(self) -> dict:
+        """``{"generated", "kept", "dropped": {reason: n}}`` with every name in ``drop_reasons``."""
+        c = Counter(d["reason"] for d in self.dropped)
+        return {"generated": self.generated, "kept": len(self.samples),
+                "dropped": {r: c.get(r, 0) for r in self.drop_reasons}}
 
 
 def first_paragraph(text: str) -> str:

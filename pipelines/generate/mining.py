@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from datastore.errors import WorkbenchError
 
 from .backends import Backend, SamplingConfig
-from .batching import first_paragraph, novelty_filter, run_batched
+from .batching import StageResult, first_paragraph, keep_novel, run_variants
 from .checkpoint import Checkpoint
 from .prompts import render_prompt, template_hash
 
@@ -61,16 +60,8 @@ class MiningConfig(BaseModel):
     batch_size: int = Field(8, ge=1, description="Prompts per backend call and per checkpoint record.")
 
 
-class MiningResult(BaseModel):
-    samples: list[Any]
-    dropped: list[dict]
-    generated: int
-    elapsed_s: float
-
-    def counts(self) -> dict:
-        c = Counter(d["reason"] for d in self.dropped)
-        return {"generated": self.generated, "kept": len(self.samples),
-                "dropped": {r: c.get(r, 0) for r in DROP_REASONS}}
+class MiningResult(StageResult):
+    drop_reasons: ClassVar[tuple[str, ...]] = DROP_REASONS
 
 
 def _instruction(s) -> str:
@@ -106,12 +97,10 @@ def mine_followups(backend: Backend, sources: list[MinedSource], config: MiningC
     th = template_hash("mining_followup")
     prompts = [render_prompt("mining_followup", instruction=_instruction(m.sample).strip(), reason=m.reason,
                              skill=m.sample.task_type or "")[0] for m in sources]
-    outs = []
-    for k in range(c.per_source):
-        outs += [(m, k, o) for m, o in zip(sources, run_batched(
-            backend, f"mine:{k}", prompts, c.sampling.model_copy(update={"seed": c.sampling.seed + k}),
-            prompt_template_hash=th, batch_size=c.batch_size, checkpoint=ckpt, should_stop=should_stop,
-            on_batch=lambda d, n: progress and progress({"step": "mine", "done": d, "total": n})))]
+    outs = [(m, k, o) for k, part in enumerate(run_variants(
+        backend, "mine", [prompts] * c.per_source, c.sampling, step="mine", prompt_template_hash=th,
+        batch_size=c.batch_size, checkpoint=ckpt, should_stop=should_stop, progress=progress))
+        for m, o in zip(sources, part)]
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     dropped, alive = [], []
     for m, k, o in outs:
@@ -127,12 +116,9 @@ def mine_followups(backend: Backend, sources: list[MinedSource], config: MiningC
             dropped.append({"source_id": m.sample.sample_id, "text": text, "reason": reason})
         else:
             alive.append((m, k, o, text))
-    verdicts = novelty_filter([a[3] for a in alive], [], c.near_dup_threshold)
     samples = []
-    for (m, k, o, text), v in zip(alive, verdicts):
-        if not v["kept"]:
-            dropped.append({"source_id": m.sample.sample_id, "text": text, "reason": v["reason"]})
-            continue
+    for m, k, o, text in keep_novel(alive, lambda a: a[3], c.near_dup_threshold, lambda a, r: dropped.append(
+            {"source_id": a[0].sample.sample_id, "text": a[3], "reason": r})):
         s = m.sample
         samples.append(Sample(kind="instruction", instruction=text, source="mined", task_type=s.task_type,
                               language=s.language, policy_domain=s.policy_domain, tags=["mined"],

@@ -10,16 +10,15 @@ behaviour's instruction (:data:`BEHAVIOURS`).
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from datastore.errors import WorkbenchError
 
 from .backends import Backend, SamplingConfig
-from .batching import first_paragraph, novelty_filter, run_batched
+from .batching import StageResult, first_paragraph, keep_novel, run_batched
 from .checkpoint import Checkpoint
 from .prompts import render_prompt, template_hash
 
@@ -65,16 +64,8 @@ class PersonaConfig(BaseModel):
     batch_size: int = Field(8, ge=1, description="Prompts per backend call and per checkpoint record.")
 
 
-class PersonaResult(BaseModel):
-    samples: list[Any]
-    dropped: list[dict]
-    generated: int
-    elapsed_s: float
-
-    def counts(self) -> dict:
-        c = Counter(d["reason"] for d in self.dropped)
-        return {"generated": self.generated, "kept": len(self.samples),
-                "dropped": {r: c.get(r, 0) for r in DROP_REASONS}}
+class PersonaResult(StageResult):
+    drop_reasons: ClassVar[tuple[str, ...]] = DROP_REASONS
 
 
 def persona_system_prompt(persona: str, behaviour: str) -> str:
@@ -116,13 +107,8 @@ def generate_persona_samples(backend: Backend, config: PersonaConfig | None = No
             dropped.append({"persona": spec[0], "behaviour": spec[1], "text": text, "reason": "too_short"})
         else:
             alive.append((spec, o, text))
-    verdicts = novelty_filter([a[2] for a in alive], [], c.near_dup_threshold)
-    kept = []
-    for a, v in zip(alive, verdicts):
-        if v["kept"]:
-            kept.append(a)
-        else:
-            dropped.append({"persona": a[0][0], "behaviour": a[0][1], "text": a[2], "reason": v["reason"]})
+    kept = keep_novel(alive, lambda a: a[2], c.near_dup_threshold, lambda a, r: dropped.append(
+        {"persona": a[0][0], "behaviour": a[0][1], "text": a[2], "reason": r}))
     convs = [[{"role": "system", "content": persona_system_prompt(p, b)}, {"role": "user", "content": text}]
              for (p, b, k), o, text in kept]
     replies = run_batched(backend, "persona:replies", convs, c.reply_sampling, mode="chat",

@@ -38,12 +38,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from datastore.errors import WorkbenchError
-from pipelines.train.config import DatasetRef
+from pipelines.train.config import ConfigFile, DatasetRef
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ _REWARD_FIELDS = {"rewards/margins": "reward_margin", "rewards/accuracies": "rew
                   "rewards/chosen": "reward_chosen", "rewards/rejected": "reward_rejected"}
 
 
-class DPORunConfig(BaseModel):
+class DPORunConfig(ConfigFile, BaseModel):
     """Settings of one DPO run (written to ``run_dir/train_config.json``).
 
     Units: ``learning_rate`` per optimizer step (AdamW); ``max_length_tokens`` per prompt plus
@@ -65,6 +65,7 @@ class DPORunConfig(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+    config_label: ClassVar[str] = "DPO config"
 
     stage: Literal["dpo"] = "dpo"
     method: Literal["dpo"] = Field("dpo", description="what the Runs page lists as the method (LoRA adapter)")
@@ -95,27 +96,6 @@ class DPORunConfig(BaseModel):
     save_steps: int | None = Field(None, ge=1)
     cpu_threads: int | None = Field(None, ge=1, description="torch threads on CPU; None: torch's default "
                                     "(1 is faster on cores shared with other work, docs/decisions.md)")
-
-    def save(self, path: str | Path) -> Path:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(self.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
-        return p
-
-    @classmethod
-    def load(cls, path: str | Path) -> "DPORunConfig":
-        """Read a JSON or YAML config. Raises WorkbenchError naming the file."""
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-            if p.suffix in (".yaml", ".yml"):
-                import yaml
-                return cls.model_validate(yaml.safe_load(text) or {})
-            return cls.model_validate_json(text)
-        except FileNotFoundError as e:
-            raise WorkbenchError(f"DPO config not found: {p}") from e
-        except ValueError as e:
-            raise WorkbenchError(f"{p}: invalid DPO config: {e}") from e
 
 
 @dataclass

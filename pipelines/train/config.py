@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -41,7 +41,39 @@ class DatasetRef(BaseModel):
     weight: float | None = Field(None, gt=0, description="mixing weight; None: the version's own size")
 
 
-class TrainConfig(BaseModel):
+class ConfigFile:
+    """``save``/``load`` of a pydantic run config as a JSON (or YAML) file; shared by
+    :class:`TrainConfig` and ``pipelines.preference.dpo.DPORunConfig``. ``config_label`` names
+    the kind of config in error messages."""
+
+    config_label: ClassVar[str] = "config"
+
+    def save(self, path: str | Path) -> Path:
+        """Write the config as indented JSON (parents created); returns the path."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(self.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path):
+        """Read a config file (JSON, or YAML when the name ends in .yaml/.yml).
+
+        Raises ``WorkbenchError`` naming the file on bad content."""
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+            if p.suffix in (".yaml", ".yml"):
+                import yaml
+                return cls.model_validate(yaml.safe_load(text) or {})
+            return cls.model_validate_json(text)
+        except FileNotFoundError as e:
+            raise WorkbenchError(f"{cls.config_label} not found: {p}") from e
+        except ValueError as e:  # pydantic.ValidationError derives from ValueError
+            raise WorkbenchError(f"{p}: invalid {cls.config_label}: {e}") from e
+
+
+class TrainConfig(ConfigFile, BaseModel):
     """Supervised fine-tuning settings.
 
     Units: ``learning_rate`` per step (AdamW), ``max_length_tokens`` per sequence after the
@@ -61,6 +93,7 @@ class TrainConfig(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+    config_label: ClassVar[str] = "training config"
 
     base_model: str | None = Field(None, description="folder of the base model; None: the embedded "
                                                      "SmolLM2-135M-Instruct (pipelines.models)")
@@ -144,25 +177,3 @@ class TrainConfig(BaseModel):
                              "above 0); otherwise both passes are identical and its KL term is always 0")
         return self
 
-    def save(self, path: str | Path) -> Path:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(self.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
-        return p
-
-    @classmethod
-    def load(cls, path: str | Path) -> "TrainConfig":
-        """Read a config file (JSON, or YAML when the name ends in .yaml/.yml).
-
-        Raises ``WorkbenchError`` naming the file on bad content."""
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-            if p.suffix in (".yaml", ".yml"):
-                import yaml
-                return cls.model_validate(yaml.safe_load(text) or {})
-            return cls.model_validate_json(text)
-        except FileNotFoundError as e:
-            raise WorkbenchError(f"training config not found: {p}") from e
-        except ValueError as e:  # pydantic.ValidationError derives from ValueError
-            raise WorkbenchError(f"{p}: invalid training config: {e}") from e

@@ -24,7 +24,7 @@ from pathlib import Path
 from datastore.errors import NotFound, WorkbenchError
 from pipelines.train.config import TrainConfig
 from pipelines.train.runner import PREFLIGHT, STATUS, write_status
-from pipelines.train.sft import STOP_FILE, last_checkpoint
+from pipelines.train.sft import STOP_FILE, _progress_lines, last_checkpoint
 
 RUNS = "runs"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -199,15 +199,7 @@ def log_tail(run_dir: str | Path, n: int = 30) -> str:
 
 def progress_records(run_dir: str | Path) -> list[dict]:
     """Every record of ``progress.jsonl`` (a torn last line is skipped)."""
-    p = Path(run_dir) / "progress.jsonl"
-    out = []
-    if p.exists():
-        for line in p.read_text(encoding="utf-8").splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-    return out
+    return _progress_lines(run_dir)
 
 
 def run_status(run_dir: str | Path) -> dict:

@@ -518,7 +518,9 @@ def run_sft(config: TrainConfig, conversations: list[list[dict]], run_dir: Path,
         _detach_log(handler, saved)
 
 
-def _progress_lines(run_dir: Path) -> list[dict]:
+def _progress_lines(run_dir: str | Path) -> list[dict]:
+    """Every record of ``run_dir/progress.jsonl`` (a torn last line is skipped); also
+    ``pipelines.train.runs.progress_records``."""
     p = Path(run_dir) / "progress.jsonl"
     out = []
     if p.exists():

@@ -123,6 +123,17 @@ class Backend:
 BACKENDS: dict[str, type[Backend]] = {}
 
 
+def check_conversations(conversations: list) -> None:
+    """Raise ``WorkbenchError`` naming the first conversation that is not a non-empty list of
+    ``{"role": str, "content": str}`` messages (shared by the backends' ``chat``)."""
+    for i, conv in enumerate(conversations):
+        if not isinstance(conv, list) or not conv or not all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                for m in conv):
+            raise WorkbenchError(f"conversation {i}: expected a non-empty list of "
+                                 "{'role': str, 'content': str} messages")
+
+
 def register_backend(cls: type[Backend]) -> type[Backend]:
     """Class decorator: register ``cls`` under ``cls.name``."""
     if not cls.name:

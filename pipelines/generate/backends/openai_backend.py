@@ -20,7 +20,7 @@ from typing import Any
 
 from datastore.errors import WorkbenchError
 
-from . import Backend, GenerationOutput, SamplingConfig, register_backend
+from . import Backend, GenerationOutput, SamplingConfig, check_conversations, register_backend
 
 
 def _cut_at_stop(text: str, stops: tuple[str, ...], finish: str | None) -> tuple[str, str]:
@@ -109,12 +109,7 @@ class OpenAIBackend(Backend):
              prompt_template_hash: str | None = None) -> list[GenerationOutput]:
         """One ``/v1/chat/completions`` request per conversation (the server applies the
         model's chat template); ``prompt`` records the conversation's last user turn."""
-        for i, conv in enumerate(conversations):
-            if not isinstance(conv, list) or not conv or not all(
-                    isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-                    for m in conv):
-                raise WorkbenchError(f"conversation {i}: expected a non-empty list of "
-                                     "{'role': str, 'content': str} messages")
+        check_conversations(conversations)
         params = self._params(sampling)
 
         def one(conv: list[dict]) -> GenerationOutput:

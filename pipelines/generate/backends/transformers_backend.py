@@ -18,7 +18,7 @@ from typing import Any
 
 from datastore.errors import WorkbenchError
 
-from . import Backend, GenerationOutput, SamplingConfig, register_backend
+from . import Backend, GenerationOutput, SamplingConfig, check_conversations, register_backend
 
 
 def _stop_criteria(tokenizer, stops: tuple[str, ...], prompt_len: int):
@@ -122,14 +122,8 @@ class TransformersBackend(Backend):
         _, tok = self._load()
         if not getattr(tok, "chat_template", None):
             raise WorkbenchError(f"model {self.model_name} has no chat template; use complete()")
-        texts = []
-        for i, conv in enumerate(conversations):
-            if not isinstance(conv, list) or not conv or not all(
-                    isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-                    for m in conv):
-                raise WorkbenchError(f"conversation {i}: expected a non-empty list of "
-                                     "{'role': str, 'content': str} messages")
-            texts.append(tok.apply_chat_template(conv, add_generation_prompt=True, tokenize=False))
+        check_conversations(conversations)
+        texts = [tok.apply_chat_template(conv, add_generation_prompt=True, tokenize=False) for conv in conversations]
         return self._generate(texts, [list(c) for c in conversations], sampling, prompt_template_hash)
 
     # ------------------------------------------------------------------ generation

@@ -23,7 +23,7 @@ from typing import Any
 
 from datastore.errors import WorkbenchError
 
-from . import Backend, GenerationOutput, SamplingConfig, register_backend
+from . import Backend, GenerationOutput, SamplingConfig, check_conversations, register_backend
 
 
 @register_backend
@@ -110,12 +110,7 @@ class VLLMBackend(Backend):
              prompt_template_hash: str | None = None) -> list[GenerationOutput]:
         """All conversations in one ``LLM.chat`` call (the model's chat template, generation
         prompt added)."""
-        for i, conv in enumerate(conversations):
-            if not isinstance(conv, list) or not conv or not all(
-                    isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-                    for m in conv):
-                raise WorkbenchError(f"conversation {i}: expected a non-empty list of "
-                                     "{'role': str, 'content': str} messages")
+        check_conversations(conversations)
         if not conversations:
             return []
         convs = [list(c) for c in conversations]
