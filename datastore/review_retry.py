@@ -33,7 +33,7 @@ def run_write(workspace, fn, *, attempts: int = MAX_ATTEMPTS, what: str = "write
     last: Exception | None = None
     for _ in range(attempts):
         try:
-            with Store(workspace) as st:
+            with Store(workspace, lease=True) as st:
                 with st.transaction():
                     result = fn(st)
                 return result

@@ -39,7 +39,9 @@ def create_task(conn, *, name: str, dataset_id: int, version_number: int, versio
 
     Assignment ``j`` (0..k-1) of the item with rank ``r`` goes to ``pool[(r*k + j) mod n]``,
     distinct for ``k <= n``. ``position`` orders each queue by a hash of (sample, annotator),
-    so gold items added later mix in unannounced.
+    so gold items added later mix in unannounced. Rows are written sorted by (annotator,
+    position), so a queue read touches only that annotator's row groups (DuckDB zone maps:
+    at 1M samples, 1 row group of 17 instead of all).
     """
     if conn.execute("SELECT 1 FROM review_tasks WHERE name = ?", [name]).fetchone():
         raise Conflict(f"a review task named '{name}' already exists")
@@ -49,7 +51,7 @@ def create_task(conn, *, name: str, dataset_id: int, version_number: int, versio
                   json.dumps(questions, ensure_ascii=False), target_dataset, user, audit.now()])
     conn.execute(
         "INSERT INTO review_items (task_id, sample_id) SELECT ?, sample_id FROM samples "
-        "WHERE dataset_id = ? AND valid_from <= ? AND valid_to > ?",
+        "WHERE dataset_id = ? AND valid_from <= ? AND valid_to > ? ORDER BY sample_id",
         [task_id, dataset_id, version_number, version_number])
     conn.execute(
         """INSERT INTO review_assignments
@@ -58,7 +60,8 @@ def create_task(conn, *, name: str, dataset_id: int, version_number: int, versio
                   'pending'
            FROM (SELECT sample_id, row_number() OVER (ORDER BY sample_id) - 1 AS rn
                  FROM review_items WHERE task_id = ?) i
-           CROSS JOIN range(?) AS j(j)""",
+           CROSS JOIN range(?) AS j(j)
+           ORDER BY 3, 4""",
         [task_id, pool, overlap_k, len(pool), pool, overlap_k, len(pool), task_id, overlap_k])
     n = conn.execute("SELECT count(*) FROM review_items WHERE task_id = ?", [task_id]).fetchone()[0]
     audit.record(conn, user, "review.task.open", name,
@@ -388,3 +391,55 @@ def current_sample(conn, dataset_id: int, sample_id: int):
     r = conn.execute(f"SELECT {SAMPLE_SELECT} FROM samples WHERE dataset_id = ? AND sample_id = ? AND valid_to = ?",
                      [dataset_id, sample_id, OPEN_END]).fetchone()
     return Sample.from_row(dict(zip(_SAMPLE_COLS, r))) if r else None
+
+
+def item_ids(conn, task_id: int) -> list[int]:
+    """Sample ids of the task's items (any state), ascending."""
+    return [r[0] for r in conn.execute("SELECT sample_id FROM review_items WHERE task_id = ? ORDER BY 1",
+                                       [task_id]).fetchall()]
+
+
+def merged_from(conn, target_dataset_id: int, staging: str) -> set[int]:
+    """Staging sample ids that already have a copy in the target dataset, in any revision
+    (also one removed later): the ``lineage.parent`` that ``pipelines.curation.merge_accepted``
+    writes on every copy names the staging dataset and sample id."""
+    return {r[0] for r in conn.execute(
+        "SELECT DISTINCT json_extract(lineage, '$.parent.sample_id')::BIGINT FROM samples "
+        "WHERE dataset_id = ? AND json_extract_string(lineage, '$.parent.dataset') = ? "
+        "AND json_extract(lineage, '$.parent.sample_id') IS NOT NULL", [target_dataset_id, staging]).fetchall()}
+
+
+def item_view(conn, task_id: int, sample_id: int, annotator: str) -> dict:
+    """What an annotator's item needs, in ONE statement (each statement costs a few ms of
+    CPU, which matters with 20 annotators on 2 cores): ``{"round", "state", "is_gold",
+    "position", "status" (None when not assigned to ``annotator``), "own_answers" (JSON text
+    of their annotation of the current round, or None), "draft_answers", "draft_elapsed_ms",
+    "done", "pending"}``. Raises NotFound when the sample is not an item of the task."""
+    r = conn.execute(
+        """SELECT i.round, i.state, i.is_gold,
+                  (SELECT position FROM review_assignments WHERE task_id = $t AND annotator = $u AND sample_id = $s),
+                  (SELECT status FROM review_assignments WHERE task_id = $t AND annotator = $u AND sample_id = $s),
+                  (SELECT answers FROM annotations WHERE sample_id = $s AND task_id = $t AND annotator = $u
+                     AND round = (SELECT round FROM review_items WHERE task_id = $t AND sample_id = $s)),
+                  (SELECT answers FROM review_drafts WHERE task_id = $t AND sample_id = $s AND annotator = $u),
+                  (SELECT elapsed_ms FROM review_drafts WHERE task_id = $t AND sample_id = $s AND annotator = $u),
+                  (SELECT count(*) FILTER (WHERE status = 'done') FROM review_assignments WHERE task_id = $t AND annotator = $u),
+                  (SELECT count(*) FILTER (WHERE status = 'pending') FROM review_assignments WHERE task_id = $t AND annotator = $u)
+           FROM review_items i WHERE i.task_id = $t AND i.sample_id = $s""",
+        {"t": task_id, "s": sample_id, "u": annotator}).fetchall()
+    if not r:
+        raise NotFound(f"sample {sample_id} is not an item of review task {task_id}")
+    keys = ["round", "state", "is_gold", "position", "status", "own_answers", "draft_answers", "draft_elapsed_ms",
+            "done", "pending"]
+    return dict(zip(keys, r[0]))
+
+
+def item_of_annotator(conn, task_id: int, sample_id: int, annotator: str) -> dict | None:
+    """``{"round", "state", "status"}`` of an item and the annotator's assignment (status
+    None when not assigned) in one statement; None when the sample is not an item."""
+    r = conn.execute(
+        """SELECT i.round, i.state, (SELECT status FROM review_assignments WHERE task_id = $t AND annotator = $u
+                                       AND sample_id = $s)
+           FROM review_items i WHERE i.task_id = $t AND i.sample_id = $s""",
+        {"t": task_id, "s": sample_id, "u": annotator}).fetchall()
+    return dict(zip(["round", "state", "status"], r[0])) if r else None

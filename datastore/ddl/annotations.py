@@ -8,8 +8,12 @@ Design (issue 3; docs/review.md):
   retried or doubled there is at most one current annotation per annotator and sample;
   ``review_submits`` maps each client-supplied submit id to the annotation it produced, so a
   retried submit returns the first acknowledgement instead of writing again.
-- Assignments and items carry no index: they are bulk-written once per task and read by
-  filtered scans (DuckDB's zone maps), which keeps a 1M-sample task cheap to open.
+- Assignments and items carry no index: they are bulk-written once per task, sorted
+  (assignments by annotator and queue position, items by sample), and read by filtered scans
+  that DuckDB's zone maps narrow to a row group or two, which keeps a 1M-sample task cheap to
+  open. ``annotations`` gets one single-column ART index on ``sample_id``: DuckDB 2.0 uses
+  only single-column ART indexes for scans (the UNIQUE constraint's index is not used for
+  lookups), and per-item reads (own answer, submit, adjudication) are point lookups there.
 """
 DDL: list[str] = [
     "CREATE SEQUENCE IF NOT EXISTS review_task_ids START 1",
@@ -61,6 +65,7 @@ DDL: list[str] = [
         submit_id VARCHAR,
         UNIQUE (task_id, sample_id, annotator, round)
     )""",
+    "CREATE INDEX IF NOT EXISTS annotations_by_sample ON annotations (sample_id)",
     """CREATE TABLE IF NOT EXISTS review_submits (
         submit_id VARCHAR PRIMARY KEY,
         annotation_id BIGINT NOT NULL,

@@ -125,6 +125,8 @@ def restore(backup_dir: str | Path, workspace: str | Path, *, user: str, force: 
             migrated = st.migrated_from
             require(st, user, "backup")
         previous = None
+        from datastore.store import release_leases
+        release_leases(ws)  # no leased connection may stay open on the file being replaced
         if (ws / DB_NAME).exists():
             previous = ws / f"{DB_NAME}.before-restore-{time.strftime('%Y%m%d-%H%M%S')}"
             os.replace(ws / DB_NAME, previous)

@@ -11,7 +11,7 @@ from .. import policy
 
 def read_store(workspace: str | Path) -> Store:
     """Open an existing workspace (never creates one)."""
-    return Store(workspace, create=False)
+    return Store(workspace, create=False, lease=True)
 
 
 def task_of(st, task: int | str) -> dict:

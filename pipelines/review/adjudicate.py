@@ -188,6 +188,7 @@ def merge_task(workspace: str | Path, user: str | None, task: int | str, *, allo
         open_items = counts["items"].get("open", 0)
         head = V.resolve(st, t["dataset"])
         already = {s.sample_id for s in V.get_samples(st, head, consensus) if "accepted" in (s.tags or [])}
+        mine = RT.item_ids(st.conn, t["task_id"])
     undecided = open_items - len(consensus)
     if (queue or undecided) and not allow_incomplete:
         raise WorkbenchError(f"task '{t['name']}' has {len(queue)} item(s) awaiting adjudication and "
@@ -196,7 +197,7 @@ def merge_task(workspace: str | Path, user: str | None, task: int | str, *, allo
     if todo:
         curation.accept_candidates(workspace, t["dataset"], todo, user=who,
                                    note=f"review task '{t['name']}': {len(todo)} sample(s) accepted by all annotators")
-    v = curation.merge_accepted(workspace, t["dataset"], t["target_dataset"], user=who)
+    v = curation.merge_accepted(workspace, t["dataset"], t["target_dataset"], user=who, sample_ids=mine)
 
     def write(st):
         RT.set_task_status(st.conn, t["task_id"], "merged", v.number)

@@ -6,7 +6,10 @@
   task's usual number of annotations (Fleiss needs the same count on every item).
 - Krippendorff's alpha: ``krippendorff.alpha`` from the units x values count matrix;
   nominal for decisions, labels and flags, ordinal for ratings.
-Each figure comes with the number of items behind it. A figure that is undefined (one
+The per-(item, annotator) values of every question come from ONE DuckDB scan
+(``datastore.annotations.coded_table``, values coded as small integers in SQL); the count
+matrices and pair confusion counts are built from those arrays with numpy and handed to
+the libraries. Each figure comes with the number of items behind it. A figure that is undefined (one
 category only, no items) is ``None``.
 
 Blindness: for users who may not read all annotations (annotators), every figure is
@@ -43,6 +46,8 @@ def krippendorff_alpha(value_counts: np.ndarray, level: str = "nominal") -> tupl
     vc = vc[vc.sum(axis=1) >= 2]
     if len(vc) == 0:
         return None, 0
+    if np.count_nonzero(vc.sum(axis=0)) < 2:  # one value only: expected disagreement 0, alpha undefined
+        return None, len(vc)
     try:
         with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
             warnings.simplefilter("ignore")
@@ -68,6 +73,8 @@ def fleiss(value_counts: np.ndarray, raters: int | None = None) -> tuple[float |
     tab = vc[n == raters]
     if len(tab) == 0 or raters < 2:
         return None, 0
+    if np.count_nonzero(tab.sum(axis=0)) < 2:  # one category only: P_e = 1, kappa undefined
+        return None, len(tab)
     with np.errstate(divide="ignore", invalid="ignore"):
         k = fleiss_kappa(tab, method="fleiss")
     return _clean(k), len(tab)
@@ -115,43 +122,111 @@ def measured_questions(questions: list[dict]) -> list[dict]:
     return out
 
 
-def _figures(conn, task_ids: list[int], questions: list[dict], only_adjudicated: bool, k: int | None) -> list[dict]:
+def _pair_rows(tab: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices ``(i, j)`` of every two annotations of the same item, ordered so that
+    annotator ``i`` sorts before annotator ``j`` by name."""
+    item = tab["item"]
+    if len(item) < 2:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.argsort(item, kind="stable")
+    srt = item[order]
+    ii, jj = [], []
+    for d in range(1, len(order)):  # items are contiguous in ``srt``: offset d pairs rows d apart
+        same = srt[:-d] == srt[d:]
+        if not same.any():
+            break
+        ii.append(order[:-d][same])
+        jj.append(order[d:][same])
+    i, j = np.concatenate(ii), np.concatenate(jj)
+    ann = tab["annotator"]
+    swap = ann[i] > ann[j]
+    return np.where(swap, j, i), np.where(swap, i, j)
+
+
+def _pair_counts(tab: dict, pairs: tuple, key: str, n_cat: int) -> dict[tuple[int, int], list[tuple[int, int, int]]]:
+    """``{(annotator a, annotator b): [(code a, code b, count)]}`` (codes 0-based) over the
+    items both answered: the confusion counts behind Cohen's kappa."""
+    i, j = pairs
+    c = tab["codes"][key].astype(np.int64)
+    ci, cj = c[i], c[j]
+    ok = (ci > 0) & (cj > 0)
+    m = max(1, len(tab["names"]))
+    ann = tab["annotator"].astype(np.int64)
+    cell = ((ann[i][ok] * m + ann[j][ok]) * n_cat + ci[ok] - 1) * n_cat + cj[ok] - 1
+    cells, counts = np.unique(cell, return_counts=True)
+    out: dict[tuple[int, int], list] = {}
+    for cl, n in zip(cells.tolist(), counts.tolist()):
+        pair, rest = divmod(cl, n_cat * n_cat)
+        out.setdefault(divmod(pair, m), []).append((rest // n_cat, rest % n_cat, n))
+    return out
+
+
+def _figures(conn, task_ids: list[int], questions: list[dict], only_adjudicated: bool, k: int | None,
+             tab: dict | None = None) -> list[dict]:
+    mq = measured_questions(questions)
+    if tab is None:
+        tab = A.coded_table(conn, task_ids, mq, only_adjudicated=only_adjudicated)
+    pairs = _pair_rows(tab)
+    n_items = int(tab["item"].max()) + 1 if len(tab["item"]) else 0
+    names = tab["names"]
     out = []
-    for q in measured_questions(questions):
-        vc = A.value_counts(conn, task_ids, q, q["categories"], only_adjudicated=only_adjudicated)
+    for q in mq:
+        cats = q["categories"]
+        n_cat = len(cats)
+        c = tab["codes"][q["key"]].astype(np.int64)
+        has = c > 0
+        vc = np.bincount(tab["item"][has] * n_cat + c[has] - 1, minlength=n_items * n_cat).reshape(n_items, n_cat) \
+            if n_cat else np.zeros((0, 0), dtype=np.int64)
+        vc = vc[vc.sum(axis=1) > 0]  # units: items with at least one value
         alpha, n_alpha = krippendorff_alpha(vc, q["level"])
         fk, n_fleiss = fleiss(vc, k)
-        by_pair: dict[tuple, list] = {}
-        for a, b, va, vb, c in A.pair_table(conn, task_ids, q, only_adjudicated=only_adjudicated):
-            by_pair.setdefault((a, b), []).append((va, vb, c))
-        pairs = []
-        for (a, b), rows in sorted(by_pair.items()):
-            kappa, n, obs = cohen_from_pairs(rows, q["categories"])
-            pairs.append({"a": a, "b": b, "cohen_kappa": kappa, "observed_agreement": obs, "items": n})
+        by_pair = _pair_counts(tab, pairs, q["key"], n_cat) if n_cat else {}
+        rows = []
+        for (a, b), cc in sorted(by_pair.items(), key=lambda kv: (names[kv[0][0]], names[kv[0][1]])):
+            kappa, n, obs = cohen_from_pairs([(cats[x], cats[y], z) for x, y, z in cc], cats)
+            rows.append({"a": names[a], "b": names[b], "cohen_kappa": kappa, "observed_agreement": obs, "items": n})
         out.append({"question": q["key"], "level": q["level"], "krippendorff_alpha": alpha, "alpha_items": n_alpha,
-                    "fleiss_kappa": fk, "fleiss_items": n_fleiss, "pairs": pairs})
+                    "fleiss_kappa": fk, "fleiss_items": n_fleiss, "pairs": rows})
     return out
 
 
 def _annotator_rows(conn, task_ids: list[int], questions: list[dict], only_adjudicated: bool,
-                    only: str | None) -> list[dict]:
-    dq = next((q for q in measured_questions(questions) if q["key"] == "decision"), None)
-    stats = A.annotator_stats(conn, task_ids, only_adjudicated=only_adjudicated, annotator=only)
-    pairs = A.pair_table(conn, task_ids, dq, only_adjudicated=only_adjudicated) if dq else []
+                    only: str | None, tab: dict | None = None) -> list[dict]:
+    mq = measured_questions(questions)
+    dq = next((q for q in mq if q["key"] == "decision"), None)
+    if tab is None:
+        tab = A.coded_table(conn, task_ids, mq, only_adjudicated=only_adjudicated)
+    names = tab["names"]
+    by_pair = _pair_counts(tab, _pair_rows(tab), "decision", len(dq["categories"])) if dq else {}
     adj = {r[0]: r[1:] for r in A.versus_reference(conn, task_ids, dq, "adjudicated", annotator=only)} if dq else {}
     gold = {r[0]: r[1:] for r in A.versus_reference(conn, task_ids, dq, "gold", annotator=only)} if dq else {}
+    ann = tab["annotator"]
+    n_by = np.bincount(ann, minlength=len(names)) if len(names) else np.zeros(0, dtype=np.int64)
+    order = np.argsort(ann, kind="stable")
+    bounds = np.searchsorted(ann[order], np.arange(len(names) + 1))
     rows = []
-    for s in stats:
-        name = s["annotator"]
-        mine = [(va, vb, c) for a, b, va, vb, c in pairs if a == name] + \
-               [(vb, va, c) for a, b, va, vb, c in pairs if b == name]
+    for idx, name in enumerate(names):
+        if not n_by[idx] or (only is not None and name != only):
+            continue
+        times = tab["time_ms"][order[bounds[idx]:bounds[idx + 1]]]
+        times = times[~np.isnan(times)]
+        median_ms = float(np.median(times)) if len(times) else None
+        hours = float(times.sum()) / 3.6e6
+        mine = []
+        if dq:
+            cats = dq["categories"]
+            for (a, b), cc in by_pair.items():
+                if a == idx:
+                    mine += [(cats[x], cats[y], z) for x, y, z in cc]
+                elif b == idx:
+                    mine += [(cats[y], cats[x], z) for x, y, z in cc]
         kappa, n_pair, obs = cohen_from_pairs(mine, dq["categories"]) if dq else (None, 0, None)
-        hours = (s["total_time_ms"] or 0) / 3.6e6
         m_adj, n_adj = adj.get(name, (0, 0))
         m_gold, n_gold = gold.get(name, (0, 0))
-        rows.append({"annotator": name, "annotations": s["annotations"],
-                     "throughput_per_hour": round(s["annotations"] / hours, 1) if hours > 0 else None,
-                     "median_time_s": round(s["median_time_ms"] / 1000, 2) if s["median_time_ms"] is not None else None,
+        count = int(n_by[idx])
+        rows.append({"annotator": name, "annotations": count,
+                     "throughput_per_hour": round(count / hours, 1) if hours > 0 else None,
+                     "median_time_s": round(median_ms / 1000, 2) if median_ms is not None else None,
                      "agreement_with_others": obs, "kappa_with_others": kappa, "paired_items": n_pair,
                      "agreement_with_adjudicated": (m_adj / n_adj) if n_adj else None, "adjudicated_items": n_adj,
                      "gold_accuracy": (m_gold / n_gold) if n_gold else None, "gold_items": n_gold})
@@ -173,10 +248,12 @@ def agreement_report(workspace: str | Path, user: str | None, task: int | str) -
         full = sees_all(role)
         only_adj = not full
         ids = [t["task_id"]]
+        # one scan of the annotations feeds every figure (issue 3 item 9: < 3 s at 1M items)
+        tab = A.coded_table(st.conn, ids, measured_questions(t["questions"]), only_adjudicated=only_adj)
         return {"task": t["name"], "dataset": t["dataset"], "version": t["version_number"],
                 "scope": "all" if full else "adjudicated",
-                "questions": _figures(st.conn, ids, t["questions"], only_adj, t["overlap_k"]),
-                "annotators": _annotator_rows(st.conn, ids, t["questions"], only_adj, None if full else who)}
+                "questions": _figures(st.conn, ids, t["questions"], only_adj, t["overlap_k"], tab),
+                "annotators": _annotator_rows(st.conn, ids, t["questions"], only_adj, None if full else who, tab)}
 
 
 def agreement_by_version(workspace: str | Path, user: str | None, dataset: str) -> list[dict]:

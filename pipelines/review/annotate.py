@@ -63,17 +63,17 @@ def new_submit_id() -> str:
 
 
 def _item(st, t: dict, who: str, sample_id: int, position: int, status: str) -> ReviewItem:
-    it = RT.item(st.conn, t["task_id"], sample_id)
+    import json
+    v = RT.item_view(st.conn, t["task_id"], sample_id, who)
     sample = RT.current_sample(st.conn, t["dataset_id"], sample_id)
-    own = A.own_current(st.conn, t["task_id"], sample_id, who)
-    draft = A.get_draft(st.conn, t["task_id"], sample_id, who)
+    has_draft = v["draft_answers"] is not None or v["draft_elapsed_ms"] is not None
     return ReviewItem(task_id=t["task_id"], task=t["name"], guidelines=t["guidelines"] or "", questions=t["questions"],
-                      sample=sample, position=position, status=status, round=it["round"], submit_id=new_submit_id(),
+                      sample=sample, position=position, status=status, round=v["round"], submit_id=new_submit_id(),
                       suggestions=RT.suggestions(st.conn, t["dataset_id"], sample_id),
-                      own_answers=own["answers"] if own else None,
-                      draft=draft["answers"] if draft else None,
-                      draft_elapsed_ms=draft["elapsed_ms"] if draft else None,
-                      progress=RT.progress(st.conn, t["task_id"], who))
+                      own_answers=json.loads(v["own_answers"]) if v["own_answers"] else None,
+                      draft=(json.loads(v["draft_answers"]) if v["draft_answers"] else {}) if has_draft else None,
+                      draft_elapsed_ms=v["draft_elapsed_ms"] if has_draft else None,
+                      progress={"done": v["done"], "pending": v["pending"], "total": v["done"] + v["pending"]})
 
 
 def next_item(workspace: str | Path, user: str | None, task: int | str, *,
@@ -151,17 +151,16 @@ def submit(workspace: str | Path, user: str | None, task: int | str, sample_id: 
                 raise Conflict(f"submit id {submit_id} was used by another user")
             return Ack(prior[0], submit_id, False)
         t = task_of(st, task)
-        a = RT.assignment(st.conn, t["task_id"], who, sample_id)
-        if a is None or a[1] == "removed":
+        it = RT.item_of_annotator(st.conn, t["task_id"], sample_id, who)
+        if it is None or it["status"] in (None, "removed"):
             raise PermissionDenied(who, "annotate", f"sample {sample_id} (not in your queue)")
-        it = RT.item(st.conn, t["task_id"], sample_id)
         if it["state"] != "open":
             raise Conflict(f"sample {sample_id} of task '{t['name']}' is {it['state']}; answers are closed")
         clean = validate_answers(t["questions"], answers)
         current = RT.current_sample(st.conn, t["dataset_id"], sample_id)
         if row_hash and current is not None and current.row_hash != row_hash:
             raise Conflict(f"sample {sample_id} changed since it was shown; reload it and answer again")
-        ann_id, written = A.submit(st.conn, submit_id=submit_id, task_id=t["task_id"], sample_id=sample_id,
+        ann_id, written = A.submit(st.conn, submit_id=submit_id, checked=True, task_id=t["task_id"], sample_id=sample_id,
                                    annotator=who, round_=it["round"],
                                    row_hash=current.row_hash if current else row_hash, answers=clean,
                                    time_spent_ms=time_spent_ms)

@@ -79,13 +79,17 @@ def test_annotate_disagree_adjudicate_agreement(review_server):
             for n in (1, 2):
                 _settled(page)
                 expect(page.get_by_text(f"{n - 1} of 2 done").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+                # st.button(shortcut=...) binds through hotkeys-js, which ignores key presses
+                # whose target is an input, textarea or select (streamlit 1.67 frontend): take
+                # the focus out of any form field before using the keyboard
+                page.evaluate("document.activeElement && document.activeElement.blur()")
                 page.keyboard.press("4")                                    # rate 4
                 _settled(page)
                 shown = annotate.next_item(ws, "ann", "web")
                 for _ in range(100):   # the rating autosaves as a draft; wait for it before accepting
                     if (annotate.open_item(ws, "ann", "web", shown.sample.sample_id).draft or {}).get("rating") == 4:
                         break
-                    page.wait_for_timeout(200)
+                    page.wait_for_timeout(400)
                 page.keyboard.press("a")                                    # accept and submit
                 expect(page.get_by_text("Saved sample").first).to_be_visible(timeout=UI_TIMEOUT_MS)
                 page.screenshot(path=str(ARTIFACTS / f"review_2_annotated_{n}.png"))
@@ -107,6 +111,11 @@ def test_annotate_disagree_adjudicate_agreement(review_server):
             page.locator('[data-testid="stSidebarNav"]').get_by_text("Agreement", exact=True).click()
             expect(page.get_by_text("Cohen's kappa per annotator pair")).to_be_visible(timeout=UI_TIMEOUT_MS)
             expect(page.get_by_text("Krippendorff's α (decision)")).to_be_visible(timeout=UI_TIMEOUT_MS)
+            # worked out by hand: items 1 (accept, accept) and 2 (accept, reject): Krippendorff's
+            # alpha (nominal) = 1 - (n-1) * 2 / (2 * n_accept * n_reject) = 1 - 3 * 2 / 6 = 0;
+            # Fleiss' kappa: P = (1 + 0) / 2, P_e = (3/4)^2 + (1/4)^2 = 5/8 -> (1/2 - 5/8) / (3/8) = -1/3
+            expect(page.get_by_text("0.000").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+            expect(page.get_by_text("-0.333").first).to_be_visible(timeout=UI_TIMEOUT_MS)
             _settled(page)
             page.wait_for_timeout(1000)
             page.screenshot(path=str(ARTIFACTS / "review_5_agreement.png"), full_page=True)
