@@ -40,3 +40,14 @@ def tokenizer():
         return load_tokenizer()
     except WorkbenchError as e:
         pytest.skip(f"embedded model unavailable: {e}")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module: on 2 cores shared with other processes two threads run
+    5-20x slower (docs/decisions.md, 'Generation on 2 cores')."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

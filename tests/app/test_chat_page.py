@@ -11,18 +11,8 @@ from datastore import Store
 from datastore import versions as V
 from pipelines.serve.chat import CHAT_STAGING
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One torch thread: on 2 cores shared with other processes two threads run 5-20x slower
-    (docs/decisions.md, 'Generation on 2 cores')."""
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 REPO = Path(__file__).resolve().parents[2]
 ENTRY = str(REPO / "app" / "Workbench.py")
 PAGE = "pages/10_Chat.py"

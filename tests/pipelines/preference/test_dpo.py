@@ -10,18 +10,8 @@ from pipelines.preference.dpo import DPORunConfig, prepare_run, run_from_folder
 from pipelines.preference.formats import read_file
 from tests.conftest import shared_file
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One torch thread: on 2 cores shared with other processes two threads run 5-20x slower
-    (docs/decisions.md, 'Generation on 2 cores')."""
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _demo_dataset(ws, n=12):

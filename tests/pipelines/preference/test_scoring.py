@@ -8,18 +8,8 @@ from pipelines.preference.pairs import Pair
 from pipelines.preference.scoring import (HeadConfig, LabeledExample, examples_from_annotations, load_head,
                                           score_candidates, suggestions_for_review, train_head)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One torch thread: on 2 cores shared with other processes two threads run 5-20x slower
-    (docs/decisions.md, 'Generation on 2 cores')."""
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 TOPICS = ["tea", "rain", "bicycles", "chess", "bread", "volcanoes", "owls", "jazz", "maps", "tides", "glass",
           "honey", "kites", "comets", "moss", "cheese", "violins", "deserts", "coral", "salt", "clocks", "maple trees",
