@@ -63,8 +63,11 @@ DDL: list[str] = [
         updated_at TIMESTAMP NOT NULL,
         stale BOOLEAN NOT NULL DEFAULT false,
         submit_id VARCHAR,
+        codes UTINYINT[],                         -- the answers coded for agreement (see annotations.coded_table)
         UNIQUE (task_id, sample_id, annotator, round)
     )""",
+    # workspaces made before the codes column: their rows keep NULL codes and are coded from the JSON
+    "ALTER TABLE annotations ADD COLUMN IF NOT EXISTS codes UTINYINT[]",
     "CREATE INDEX IF NOT EXISTS annotations_by_sample ON annotations (sample_id)",
     """CREATE TABLE IF NOT EXISTS review_submits (
         submit_id VARCHAR PRIMARY KEY,

@@ -22,6 +22,7 @@ from datastore import review_tasks as RT
 from datastore.review_retry import run_write
 
 from ._common import check, read_store, task_of
+from .agreement import code_answers, measured_questions
 from .questions import validate_answers
 
 
@@ -163,7 +164,8 @@ def submit(workspace: str | Path, user: str | None, task: int | str, sample_id: 
         ann_id, written = A.submit(st.conn, submit_id=submit_id, checked=True, task_id=t["task_id"], sample_id=sample_id,
                                    annotator=who, round_=it["round"],
                                    row_hash=current.row_hash if current else row_hash, answers=clean,
-                                   time_spent_ms=time_spent_ms)
+                                   time_spent_ms=time_spent_ms,
+                                   codes=code_answers(measured_questions(t["questions"]), clean))
         return Ack(ann_id, submit_id, written)
 
     return run_write(workspace, write, what="submitting an annotation")

@@ -96,3 +96,89 @@ def test_measures_on_edge_cases():
     assert agreement.krippendorff_alpha([[2, 0], [2, 0]]) == (None, 2)  # one value only: undefined
     assert agreement.fleiss([]) == (None, 0)
     assert agreement.cohen_from_pairs([], ["a"]) == (None, 0, None)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_measures_equal_the_reference_libraries_on_random_data(seed):
+    """The fast sufficient-statistic measures against krippendorff, statsmodels and
+    scikit-learn on random units with 1 to 4 values each (uneven counts, missing values)."""
+    import krippendorff
+    import numpy as np
+    from sklearn.metrics import cohen_kappa_score
+    from statsmodels.stats.inter_rater import fleiss_kappa
+
+    rng = np.random.default_rng(seed)
+    raters, units, v = 4, 300, 5
+    data = rng.integers(0, v, size=(raters, units)).astype(float)
+    # correlated: rater r copies rater 0 with probability 0.6, so alpha is far from 0
+    data[1:] = np.where(rng.random((raters - 1, units)) < 0.6, data[0], data[1:])
+    data[rng.random((raters, units)) < 0.2] = np.nan
+    vc = np.stack([(data == c).sum(axis=0) for c in range(v)], axis=1)
+    for level in ("nominal", "ordinal"):
+        ours, items = agreement.krippendorff_alpha(vc, level)
+        ref = krippendorff.alpha(reliability_data=data, value_domain=list(range(v)), level_of_measurement=level)
+        assert ours == pytest.approx(ref, abs=1e-12)
+        assert items == int((vc.sum(axis=1) >= 2).sum())
+    ours, items = agreement.fleiss(vc, raters=3)
+    assert ours == pytest.approx(fleiss_kappa(vc[vc.sum(axis=1) == 3], method="fleiss"), abs=1e-12)
+    assert items == int((vc.sum(axis=1) == 3).sum())
+    both = ~np.isnan(data[0]) & ~np.isnan(data[1])
+    a, b = data[0][both].astype(int), data[1][both].astype(int)
+    table = np.zeros((v, v))
+    np.add.at(table, (a, b), 1)
+    kappa, n, obs = agreement.cohen_from_table(table)
+    assert kappa == pytest.approx(cohen_kappa_score(a, b), abs=1e-12)
+    assert n == int(both.sum()) and obs == pytest.approx(float((a == b).mean()))
+
+
+def test_pair_rows_finds_every_pair_of_an_item():
+    """k = 1, 2 and 3 annotations per item: C(k, 2) pairs each, ordered by annotator."""
+    import numpy as np
+    tab = {"item": np.array([0, 1, 1, 2, 2, 2]), "annotator": np.array([0, 2, 1, 0, 2, 1])}
+    i, j = agreement._pair_rows(tab)
+    got = sorted((int(tab["item"][a]), int(tab["annotator"][a]), int(tab["annotator"][b])) for a, b in zip(i, j))
+    assert got == [(1, 1, 2), (2, 0, 1), (2, 0, 2), (2, 1, 2)]
+
+
+def test_stored_codes_equal_the_sql_coding_of_the_answers(tmp_path):
+    """Each submit stores its answers coded for agreement (``code_answers``); the SQL coding
+    that older rows fall back on (``fill_codes``/``coded_table``) gives the same codes, and the
+    report is the same either way."""
+    import numpy as np
+
+    from datastore import Store
+    from datastore import annotations as A
+
+    ws = build(tmp_path / "ws", n=4)
+    questions = [
+        {"name": "decision", "kind": "decision", "label": "D", "options": ["accept", "reject"], "required": True},
+        {"name": "rating", "kind": "rating", "label": "R", "min": 1, "max": 3},
+        {"name": "size", "kind": "label", "label": "S", "options": [1, 2, 3]},
+        {"name": "tone", "kind": "label", "label": "T", "options": ["dry", "it's warm"]},
+        {"name": "flags", "kind": "multilabel", "label": "F", "options": ["unsafe", "wrong"]},
+        {"name": "note", "kind": "text", "label": "N"},
+    ]
+    tasks.open_task(ws, "cora", name="codes", dataset="qa", overlap_k=2, pool=["ann", "bob"], questions=questions)
+    answers = {1: ({"decision": "accept", "rating": 3, "size": 2, "tone": "it's warm", "flags": ["wrong"]},
+                   {"decision": "reject", "flags": ["unsafe", "wrong"], "note": "x"}),
+               2: ({"decision": "accept", "size": 1}, {"decision": "accept", "rating": 1, "tone": "dry"}),
+               3: ({"decision": "reject", "rating": 2, "flags": []}, {"decision": "reject", "rating": 2, "size": 3})}
+    for sid, (a, b) in answers.items():
+        annotate.submit(ws, "ann", "codes", sid, a, submit_id=f"c-ann-{sid}")
+        annotate.submit(ws, "bob", "codes", sid, b, submit_id=f"c-bob-{sid}")
+    before = agreement.agreement_report(ws, "cora", "codes")
+    mq = agreement.measured_questions(questions)
+    with Store(ws) as st:
+        tid = st.conn.execute("SELECT task_id FROM review_tasks WHERE name = 'codes'").fetchone()[0]
+        sql = "SELECT sample_id, annotator, codes FROM annotations WHERE task_id = ? ORDER BY 1, 2"
+        stored = st.conn.execute(sql, [tid]).fetchall()
+        # the codes as written: ann on sample 1 answered rating 3, size "2", tone "it's warm", flag "wrong"
+        assert list(stored[0][2]) == [1, 3, 2, 2, 1, 2]
+        st.conn.execute("UPDATE annotations SET codes = NULL WHERE task_id = ?", [tid])
+        fallback = A.coded_table(st.conn, [tid], mq, stored={tid: mq})
+        assert A.fill_codes(st.conn, tid, mq) == 6
+        assert st.conn.execute(sql, [tid]).fetchall() == stored
+        again = A.coded_table(st.conn, [tid], mq, stored={tid: mq})
+    for key in fallback["codes"]:
+        assert np.array_equal(fallback["codes"][key], again["codes"][key]), key
+    assert agreement.agreement_report(ws, "cora", "codes") == before

@@ -10,6 +10,7 @@ import importlib
 import inspect
 import pkgutil
 
+import numpy as np
 import pytest
 
 import pipelines.review as review_pkg
@@ -39,8 +40,13 @@ PURE = {
                                                     "options": ["accept"], "required": True}], {"decision": "accept"}),
     "agreement.krippendorff_alpha": lambda f, ws: f([[2, 0], [1, 1]]),
     "agreement.fleiss": lambda f, ws: f([[2, 0], [1, 1]]),
+    "agreement.fleiss_from_counts": lambda f, ws: f(2, 2, [3, 1], 1),
     "agreement.cohen_from_pairs": lambda f, ws: f([("a", "a", 1)], ["a", "b"]),
+    "agreement.cohen_from_table": lambda f, ws: f([[1, 0], [0, 1]]),
+    "agreement.coincidences": lambda f, ws: f([[2, 0], [1, 1]]),
+    "agreement.alpha_from_coincidences": lambda f, ws: f(np.array([[2.0, 1.0], [1.0, 0.0]])),
     "agreement.measured_questions": lambda f, ws: f([]),
+    "agreement.code_answers": lambda f, ws: f([], {}),
     "annotate.new_submit_id": lambda f, ws: f(),
     "adjudicate.apply_edit": lambda f, ws: None,  # pure transformation of a Sample it is given
     "hooks.install": lambda f, ws: f(),
