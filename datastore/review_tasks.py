@@ -410,28 +410,32 @@ def merged_from(conn, target_dataset_id: int, staging: str) -> set[int]:
 
 
 def item_view(conn, task_id: int, sample_id: int, annotator: str) -> dict:
-    """What an annotator's item needs, in ONE statement (each statement costs a few ms of
-    CPU, which matters with 20 annotators on 2 cores): ``{"round", "state", "is_gold",
-    "position", "status" (None when not assigned to ``annotator``), "own_answers" (JSON text
-    of their annotation of the current round, or None), "draft_answers", "draft_elapsed_ms",
-    "done", "pending"}``. Raises NotFound when the sample is not an item of the task."""
-    r = conn.execute(
-        """SELECT i.round, i.state, i.is_gold,
-                  (SELECT position FROM review_assignments WHERE task_id = $t AND annotator = $u AND sample_id = $s),
-                  (SELECT status FROM review_assignments WHERE task_id = $t AND annotator = $u AND sample_id = $s),
-                  (SELECT answers FROM annotations WHERE sample_id = $s AND task_id = $t AND annotator = $u
-                     AND round = (SELECT round FROM review_items WHERE task_id = $t AND sample_id = $s)),
-                  (SELECT answers FROM review_drafts WHERE task_id = $t AND sample_id = $s AND annotator = $u),
-                  (SELECT elapsed_ms FROM review_drafts WHERE task_id = $t AND sample_id = $s AND annotator = $u),
-                  (SELECT count(*) FILTER (WHERE status = 'done') FROM review_assignments WHERE task_id = $t AND annotator = $u),
-                  (SELECT count(*) FILTER (WHERE status = 'pending') FROM review_assignments WHERE task_id = $t AND annotator = $u)
-           FROM review_items i WHERE i.task_id = $t AND i.sample_id = $s""",
-        {"t": task_id, "s": sample_id, "u": annotator}).fetchall()
-    if not r:
+    """What an annotator's item needs: ``{"round", "state", "is_gold", "position", "status"
+    (None when not assigned to ``annotator``), "own_answers" (JSON text of their annotation
+    of the current round, or None), "draft_answers", "draft_elapsed_ms", "done", "pending"}``.
+    Raises NotFound when the sample is not an item of the task.
+
+    Five point lookups rather than one statement with scalar subqueries: DuckDB plans each
+    subquery as a join, and the single statement cost 19 ms against 4 ms for the five
+    (measured on a 2,000-item task); with 20 annotators on 2 cores that is the queue's speed."""
+    item = conn.execute("SELECT round, state, is_gold FROM review_items WHERE task_id = ? AND sample_id = ?",
+                        [task_id, sample_id]).fetchall()
+    if not item:
         raise NotFound(f"sample {sample_id} is not an item of review task {task_id}")
-    keys = ["round", "state", "is_gold", "position", "status", "own_answers", "draft_answers", "draft_elapsed_ms",
-            "done", "pending"]
-    return dict(zip(keys, r[0]))
+    rnd, state, is_gold = item[0]
+    asg = conn.execute("SELECT position, status FROM review_assignments WHERE task_id = ? AND annotator = ? "
+                       "AND sample_id = ?", [task_id, annotator, sample_id]).fetchall()
+    own = conn.execute("SELECT answers FROM annotations WHERE sample_id = ? AND task_id = ? AND annotator = ? "
+                       "AND round = ?", [sample_id, task_id, annotator, rnd]).fetchall()
+    draft = conn.execute("SELECT answers, elapsed_ms FROM review_drafts WHERE task_id = ? AND sample_id = ? "
+                         "AND annotator = ?", [task_id, sample_id, annotator]).fetchall()
+    done, pending = conn.execute(
+        "SELECT count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE status = 'pending') "
+        "FROM review_assignments WHERE task_id = ? AND annotator = ?", [task_id, annotator]).fetchall()[0]
+    position, status = asg[0] if asg else (None, None)
+    return {"round": rnd, "state": state, "is_gold": is_gold, "position": position, "status": status,
+            "own_answers": own[0][0] if own else None, "draft_answers": draft[0][0] if draft else None,
+            "draft_elapsed_ms": draft[0][1] if draft else None, "done": done, "pending": pending}
 
 
 def item_of_annotator(conn, task_id: int, sample_id: int, annotator: str) -> dict | None:
