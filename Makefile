@@ -37,11 +37,15 @@ run: model
 	$(BIN)/streamlit run app/Workbench.py --server.address 127.0.0.1 --server.port $(STREAMLIT_SERVER_PORT) \
 		--server.headless true -- --workspace $(WORKSPACE)
 
+# Two workers (pytest-xdist), one test file per worker at a time: module fixtures stay in one
+# process, and the long files (20 concurrent annotators, wb demo, training) overlap.
+PYTEST_WORKERS ?= 2
+
 test: model browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow and not browser"
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not slow and not browser"
 
 demo: model
 	$(BIN)/wb --workspace $(WORKSPACE)-demo demo
