@@ -186,13 +186,23 @@ def _arrow_table(records: list[dict], fmt: str):
     try:
         return pa.Table.from_pylist(records)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        kinds: dict[str, set] = {}
-        for r in records:
+        first: dict[str, tuple[str, int]] = {}  # column -> (type of its first value, record)
+        clash = None
+        for i, r in enumerate(records, 1):
             for k, v in r.items():
-                if v is not None:
-                    kinds.setdefault(k, set()).add(type(v).__name__)
-        mixed = {k: sorted(v) for k, v in kinds.items() if len(v) > 1}
-        what = ", ".join(f"'{k}' ({' and '.join(v)})" for k, v in mixed.items()) or "a nested field"
+                if v is None:
+                    continue
+                t = type(v).__name__
+                if k not in first:
+                    first[k] = (t, i)
+                elif first[k][0] != t and clash is None:
+                    clash = (k, first[k], (t, i), v)
+        if clash is None:
+            what = "a nested field"
+        else:
+            k, (t0, i0), (t1, i1), v = clash
+            what = (f"'{k}' ({t0} in record {i0}, {t1} in record {i1}: {json.dumps(v, ensure_ascii=False)[:60]}; "
+                    f"records count from 1 in export order)")
         raise WorkbenchError(f"cannot write {fmt}: column {what} mixes value types, and {fmt} columns "
                              "hold one type; export as alpaca/sharegpt/messages JSON to keep both") from None
 

@@ -50,7 +50,8 @@ def test_mixed_types_refuse_parquet_with_a_clear_error(tmp_workspace, tmp_path):
     for fmt in ("parquet", "hf"):
         with pytest.raises(WorkbenchError) as e:
             export_version(tmp_workspace, "m", None, fmt, tmp_path / f"o.{fmt}")
-        assert f"cannot write {fmt}: column 'id' (int and str) mixes value types" in str(e.value)
+        assert (f"cannot write {fmt}: column 'id' (str in record 1, int in record 2: 42; records count from 1 "
+                "in export order) mixes value types") in str(e.value)
 
 
 def test_lone_surrogate_is_a_row_error_not_a_crash(tmp_workspace, tmp_path):
