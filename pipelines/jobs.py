@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
 import sys
 import time
 import traceback
@@ -70,12 +69,8 @@ def start_job(workspace: str | Path, kind: str, params: dict, *, user: str) -> P
 
 
 def _spawn(d: Path) -> int:
-    log = open(d / "job.log", "ab")
-    repo = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(x for x in (repo, os.environ.get("PYTHONPATH")) if x)}
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.jobs", str(d)], stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=os.getcwd(), env=env)
-    log.close()
+    from .processes import spawn_module
+    proc = spawn_module("pipelines.jobs", [str(d)], log_path=d / "job.log", cwd=os.getcwd())
     st = _read_status(d)
     if st.get("state", "queued") == "queued":  # the child has not started writing its own status
         _write_json(d / "status.json", {**st, "state": "queued", "pid": proc.pid, "updated_at": time.time()})

@@ -450,10 +450,7 @@ def launch(workspace: str | Path, config: DPORunConfig, *, user: str, run_id: st
     (its own process group; stdout and stderr go to ``run_dir/process.log``, never a pipe).
     Returns the run folder; with ``wait`` the call blocks until the process ends and raises
     WorkbenchError if it failed (with the end of its log)."""
-    import os
     import secrets
-    import subprocess
-    import sys
 
     rid = run_id or f"dpo-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
     run_dir = Path(workspace) / "runs" / rid
@@ -461,13 +458,9 @@ def launch(workspace: str | Path, config: DPORunConfig, *, user: str, run_id: st
         raise WorkbenchError(f"run folder {run_dir} exists already")
     prepare_run(workspace, config, run_dir, user=user)
     _status(run_dir, state="queued", user=user, created_at=time.time(), pid=None)
-    repo = Path(__file__).resolve().parents[2]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(repo) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    with open(run_dir / "process.log", "ab") as logf:
-        proc = subprocess.Popen([sys.executable, "-m", "pipelines.preference.dpo", str(run_dir)],
-                                stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=str(repo), env=env)
+    from pipelines.processes import spawn_module
+    proc = spawn_module("pipelines.preference.dpo", [str(run_dir)], log_path=run_dir / "process.log",
+                        cwd=Path(__file__).resolve().parents[2])
     _status(run_dir, state="starting", pid=proc.pid, launched_at=time.time())
     if wait:
         rc = proc.wait()

@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -95,16 +94,9 @@ def new_run_id(config: TrainConfig) -> str:
 
 
 def _spawn(run_dir: Path, *, resume: bool = False) -> int:
-    log = open(run_dir / "train.log", "ab")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    try:
-        p = subprocess.Popen([sys.executable, "-m", "pipelines.train.runner", str(run_dir)]
-                             + (["--resume"] if resume else []),
-                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             start_new_session=True, cwd=str(REPO_ROOT), env=env)
-    finally:
-        log.close()
+    from pipelines.processes import spawn_module
+    p = spawn_module("pipelines.train.runner", [str(run_dir)] + (["--resume"] if resume else []),
+                     log_path=run_dir / "train.log", cwd=REPO_ROOT)
     _CHILDREN[p.pid] = p
     try:
         cur = json.loads((run_dir / STATUS).read_text(encoding="utf-8")).get("state")
