@@ -141,6 +141,8 @@ def _print_final(d: Path, st: dict) -> None:
     if res:
         out.print(f"generated {res.get('generated')}, kept {res.get('kept')} -> "
                   f"{res.get('staging')} v{res.get('version')} (staging; review before merging)")
+        if res.get("summary"):
+            out.print(res["summary"])
         t = Table("drop reason", "count")
         for k, v in (res.get("dropped") or {}).items():
             if v:

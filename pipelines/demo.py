@@ -156,7 +156,7 @@ def run_demo(workspace: str | Path, *, small: bool = False, seed: int = 0, say=p
     def say_step(msg: str) -> None:
         nonlocal step
         step += 1
-        say(f"[{step}] {msg}  ({time.monotonic() - t0:.0f} s)")
+        say(f"[{step}] {msg}  (at {time.monotonic() - t0:.0f} s)")
 
     init_workspace(ws)
     with Store(ws) as st:

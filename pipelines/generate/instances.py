@@ -36,8 +36,18 @@ DEMO_SEED_TASKS = Path(__file__).resolve().parents[1] / "demo_data" / "seed_task
 #: Task-level drop reasons, in the order they are checked.
 TASK_DROP_REASONS: tuple[str, ...] = ("no_instances", "conflicting_instances")
 #: Instance-level drop reasons.
-INSTANCE_DROP_REASONS: tuple[str, ...] = ("empty_output", "input_equals_output", "duplicate_instance",
-                                          "over_max_instances")
+INSTANCE_DROP_REASONS: tuple[str, ...] = ("empty_output", "input_equals_output", "repetitive_output",
+                                          "duplicate_instance", "over_max_instances")
+
+
+def repetitive(text: str, *, min_lines: int = 4, share: float = 0.5) -> bool:
+    """True when ``text`` is a generation loop: at least ``min_lines`` non-empty lines, one of
+    which makes up ``share`` or more of them (a small model's "Output: ..." repeated 35 times
+    after a haiku). Ours, not the paper's: Self-Instruct's filters look at instructions only,
+    and a 135M model loops in its outputs far more than GPT-3 did."""
+    from collections import Counter
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return len(lines) >= min_lines and Counter(lines).most_common(1)[0][1] >= share * len(lines)
 
 
 def _clf_sampling() -> SamplingConfig:
@@ -195,7 +205,8 @@ def filter_instances(instances: list[Instance], max_instances: int) -> tuple[lis
     task drop reason or None)``.
 
     In order: an empty output, or an input equal to its output, drops the instance
-    (``filter_invalid_instances``); an exact repeat of an earlier (input, output) drops it;
+    (``filter_invalid_instances``); so does an output that loops (:func:`repetitive`, ours);
+    an exact repeat of an earlier (input, output) drops it;
     two instances with the same non-empty input and different outputs drop the whole task
     (``conflicting_instances``: ``filter_duplicate_instances``); then at most ``max_instances``
     are kept (``over_max_instances``); a task left with none is ``no_instances``.
@@ -210,6 +221,8 @@ def filter_instances(instances: list[Instance], max_instances: int) -> tuple[lis
             reason = "empty_output"
         elif x.input.strip() and x.input.strip() == x.output.strip():
             reason = "input_equals_output"
+        elif repetitive(x.output):
+            reason = "repetitive_output"
         elif (x.input, x.output) in seen:
             reason = "duplicate_instance"
         if reason:

@@ -303,6 +303,9 @@ def _dispatch(req: GenerateRequest, backend, inputs: dict, ckpt: Checkpoint, sho
         counts = res.counts()
         extra.update(rounds=res.rounds, tokens_generated=res.tokens_generated)
         if not p.get("instances", True):
+            extra["summary"] = (f"{counts['generated']} instruction(s) generated in {res.rounds} round(s), "
+                                f"{len(res.kept)} kept" + (f" (target {target}: max_rounds={rounds} reached)"
+                                                           if len(res.kept) < target else ""))
             from datastore import Sample
             samples = [Sample(kind="instruction", instruction=k.instruction, source="self-instruct",
                               task_type="generated", lineage=k.lineage) for k in res.kept]
@@ -325,6 +328,12 @@ def _dispatch(req: GenerateRequest, backend, inputs: dict, ckpt: Checkpoint, sho
         merged = dict(counts["dropped"])
         merged.update({k: v for k, v in ic["dropped"].items()})
         extra.update(instructions_kept=len(res.kept), tasks_with_instances=ic["kept"], instances=ic["instances"])
+        short = (f" (target {target}: max_rounds={rounds} reached; raise --max-rounds or lower --target-kept)"
+                 if len(res.kept) < target else "")
+        extra["summary"] = (f"{counts['generated']} instruction(s) generated in {res.rounds} round(s), "
+                            f"{len(res.kept)} kept{short}, {counts['generated'] - len(res.kept)} dropped; "
+                            f"{ic['kept']} of them got instances: {ic['instances']} sample(s) staged, "
+                            f"{sum(ic['dropped'].values())} task(s) or instance(s) dropped")
         return instances_to_samples(ir), dropped, {"generated": counts["generated"], "dropped": merged}, extra
 
     if req.method == "instances":

@@ -78,6 +78,14 @@ def test_only_curators_and_admins_generate(ws):
 def test_kill_then_resume_neither_duplicates_nor_loses(ws):
     baseline = run_generation(ws, _request(rounds=4, staging="baseline"), user="ada")
     want = _content(staged(ws, "baseline"))
+    # one line that says what happened, in the units of each stage (target 100 is out of reach)
+    b = baseline
+    assert b["summary"].startswith(
+        f"{b['generated']} instruction(s) generated in 4 round(s), {b['instructions_kept']} kept "
+        f"(target 100: max_rounds=4 reached; raise --max-rounds or lower --target-kept), "
+        f"{b['generated'] - b['instructions_kept']} dropped; {b['tasks_with_instances']} of them got instances: "
+        f"{b['instances']} sample(s) staged, "), b["summary"]
+    assert b["instances"] == b["kept"] > 0
     d = launch_generation(ws, _request(delay_s=0.4, rounds=4), user="cur")
     ck = d / "checkpoint.jsonl"
     assert _wait_for(lambda: ck.exists() and len(Checkpoint(ck)) >= 2), (d / "job.log").read_text()

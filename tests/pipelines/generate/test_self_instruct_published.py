@@ -63,6 +63,11 @@ def test_filter_instances_rules():
     assert kept == [Instance(input="y", output="z")]
     assert [d["reason"] for d in dropped] == ["input_equals_output", "empty_output", "duplicate_instance"]
     assert filter_instances([], 5)[2] == "no_instances"
+    # a generation loop (a haiku, then "Output: ..." over and over) is dropped; a list is not
+    loop = "Sunset on the beach\nwaves fold the light away\n" + "Output: Sunset on the beach\n" * 35
+    steps = "1. Preheat the oven.\n2. Mix the flour.\n3. Add eggs.\n4. Bake for 20 minutes."
+    kept, dropped, _ = filter_instances([Instance(input="", output=loop), Instance(input="", output=steps)], 5)
+    assert kept == [Instance(input="", output=steps)] and [d["reason"] for d in dropped] == ["repetitive_output"]
 
 
 def test_generate_instances_classifies_and_records_lineage():
