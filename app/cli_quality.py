@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         ref = m["refusal"]
         t = Table("metric", "value", title=f"{dataset} v{m['version']} ({m['samples']} samples)")
         lw = m["length_words"]
-        t.add_row("response words mean / median / p90", f"{lw['mean']} / {lw['median']} / {lw['p90']}")
+        t.add_row("response words mean / median / p90", " / ".join(f"{lw[k]:g}" if isinstance(lw[k], float) else str(lw[k]) for k in ("mean", "median", "p90")))
         tk = s.get("length_tokens") or {}
         if tk.get("n"):
             t.add_row(f"response tokens mean / median (sample of {tk['n']})", f"{tk['mean']} / {tk['median']}")
