@@ -265,8 +265,10 @@ def login_form(ws: Path) -> None:
     st.title("Instruction Workbench")
     st.subheader("Sign in")
     with st.form("login", border=True, width=420):
-        name = st.text_input("User name", key="login_name")
-        password = st.text_input("Password", type="password", key="login_password")
+        name = st.text_input("User name", key="login_name", autocomplete="username")
+        # a sign-in field: the browser offers the saved password (Streamlit's default for a
+        # password input is "new-password", which makes it suggest a fresh one instead)
+        password = st.text_input("Password", type="password", key="login_password", autocomplete="current-password")
         ok = st.form_submit_button("Sign in", type="primary")
     if ok:
         with user_errors():

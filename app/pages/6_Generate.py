@@ -18,11 +18,14 @@ import streamlit as st
 from app import common
 from pipelines import jobs
 from pipelines.generate import list_backends
-from pipelines.generate.service import (METHODS, cancel_generation, generation_access, job_dropped,
-                                        launch_generation, list_dataset_names, list_generation_jobs,
-                                        resume_generation)
+from pipelines.generate.service import (DEFAULT_STAGING, METHODS, cancel_generation, generation_access,
+                                        job_dropped, launch_generation, list_dataset_names,
+                                        list_generation_jobs, resume_generation)
 
 JOB_KEY = "generate_job_dir"
+RUN_PICK_KEY = "gen_run_pick"
+#: The seed set picked first when the workspace has it (the demo's Self-Instruct seed tasks).
+DEFAULT_SEED_SET = "seed-tasks"
 REFRESH_S = 2
 ACTIVE = ("queued", "running")
 
@@ -55,7 +58,8 @@ base_url = st.text_input("Server URL (openai)", key="gen_base_url",
 params: dict = {}
 if method == "self-instruct":
     a, b, c, d = st.columns(4)
-    params["seed_dataset"] = a.selectbox("Seed set (dataset)", datasets, key="gen_seed_dataset")
+    params["seed_dataset"] = a.selectbox("Seed set (dataset)", datasets, key="gen_seed_dataset",
+                                         index=datasets.index(DEFAULT_SEED_SET) if DEFAULT_SEED_SET in datasets else 0)
     params["target_kept"] = b.number_input("Target instructions", 1, 100000, 5, key="gen_target")
     params["max_rounds"] = c.number_input("Max rounds", 1, 10000, 4, key="gen_rounds")
     params["prompts_per_round"] = d.number_input("Prompts per round", 1, 1000, 5, key="gen_ppr")
@@ -103,6 +107,10 @@ elif method == "personas":
     params["behaviours"] = st.multiselect("Behaviours", list(BEHAVIOURS), list(BEHAVIOURS), key="gen_behaviours")
     params["per_combination"] = st.number_input("Per persona and behaviour", 1, 100, 1, key="gen_per_combo")
 
+staging = st.text_input("Staging dataset", DEFAULT_STAGING[method], key=f"gen_staging_{method}",
+                        help="The kept candidates are committed as a new version of this dataset (created "
+                             "when missing), to review before merging.")
+
 with st.expander("Sampling parameters"):
     a, b, c, d, e = st.columns(5)
     sampling = {"max_tokens": a.number_input("Max new tokens", 1, 8192, 48, key="gen_max_tokens"),
@@ -110,7 +118,6 @@ with st.expander("Sampling parameters"):
                 "top_p": c.number_input("Top-p", 0.01, 1.0, 0.5, step=0.05, key="gen_top_p"),
                 "seed": d.number_input("Seed", 0, 2**31 - 1, 0, key="gen_seed")}
     batch_size = e.number_input("Batch size", 1, 512, 8, key="gen_batch")
-    staging = st.text_input("Staging dataset", f"{method}-candidates", key=f"gen_staging_{method}")
     options_text = st.text_area("Backend options (JSON)", "{}", key="gen_backend_options",
                                 help='e.g. {"num_threads": 1} or, for the scripted backend, {"responses": ["..."]}')
 
@@ -126,10 +133,12 @@ if st.button("Launch", type="primary", icon=":material/rocket_launch:", key="gen
         if base_url:
             options["base_url"] = base_url
         d = launch_generation(ws, {"method": method, "backend": backend, "backend_options": options,
-                                   "sampling": sampling, "batch_size": int(batch_size), "staging": staging or None,
+                                   "sampling": sampling, "batch_size": int(batch_size),
+                                   "staging": staging.strip() or None,
                                    "params": {k: v for k, v in params.items() if v not in (None, [], "")}},
                               user=user)
         st.session_state[JOB_KEY] = str(d)
+        st.session_state[RUN_PICK_KEY] = str(d)  # the runs panel below shows the job just started
         st.success(f"Started job {d.name}.", icon=":material/check:")
 
 # ---------------------------------------------------------------- jobs
@@ -140,10 +149,10 @@ if not runs:
     st.caption("No generation runs yet.")
     st.stop()
 labels = {r["job_dir"]: f"{r['job_id']} · {r['params'].get('method')} · {r['status']['state']}" for r in runs}
-current = st.session_state.get(JOB_KEY)
-if current not in labels:
-    current = runs[0]["job_dir"]
-job_dir = st.selectbox("Run", list(labels), index=list(labels).index(current), format_func=labels.get, key="gen_run_pick")
+if st.session_state.get(RUN_PICK_KEY) not in labels:  # first visit, or the picked run is gone
+    current = st.session_state.get(JOB_KEY)
+    st.session_state[RUN_PICK_KEY] = current if current in labels else runs[0]["job_dir"]
+job_dir = st.selectbox("Run", list(labels), format_func=labels.get, key=RUN_PICK_KEY)
 st.session_state[JOB_KEY] = job_dir
 
 

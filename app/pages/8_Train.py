@@ -18,6 +18,11 @@ from pipelines.train import runs as R
 from pipelines.train.methods import METHODS
 
 ACTIVE = ("queued", "starting", "running")
+#: The dataset preselected in the launch form when the workspace has it (the demo's SFT set);
+#: otherwise nothing is preselected, so a mixture is never picked by surprise.
+DEFAULT_DATASET = "demo-sft"
+#: One-time "Started run ..." message, shown after the rerun that follows a launch.
+LAUNCHED_KEY = "train_launched"
 LORA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -100,7 +105,12 @@ def launch_form(ws, user: str) -> None:
     if not datasets:
         st.info("No dataset with a version yet: import one on the Datasets page or with `wb import`.")
         return
-    chosen = st.multiselect("Datasets (one or more: a mixture)", datasets, default=datasets[:1], key="train_datasets")
+    launched = st.session_state.pop(LAUNCHED_KEY, None)
+    if launched:
+        st.success(f"Started run {launched}", icon=":material/rocket_launch:")
+    chosen = st.multiselect("Datasets (one or more: a mixture)", datasets,
+                            default=[DEFAULT_DATASET] if DEFAULT_DATASET in datasets else [], key="train_datasets",
+                            placeholder="Pick the dataset(s) to train on")
     with st.form("train_form"):
         refs = []
         for name in chosen:
@@ -149,7 +159,9 @@ def launch_form(ws, user: str) -> None:
             assistant_only = c2.checkbox("Loss on assistant turns only", value=True, key="train_assistant_only")
             save_steps = c3.number_input("Checkpoint every N steps (0 = on stop)", 0, 100_000, 0, key="train_save")
         submitted = st.form_submit_button("Launch", type="primary", icon=":material/rocket_launch:")
-    if submitted:
+    if submitted and not refs:
+        st.error("Pick at least one dataset to train on (Datasets, above).", icon=":material/error:")
+    elif submitted:
         cfg = {"method": method, "datasets": refs, "max_steps": int(max_steps), "learning_rate": float(lr),
                "per_device_batch_size": int(batch), "grad_accum": int(accum), "max_length_tokens": int(max_len),
                "lora_r": int(r), "lora_alpha": float(alpha), "lora_dropout": float(dropout),
@@ -162,7 +174,10 @@ def launch_form(ws, user: str) -> None:
         with common.user_errors():
             with st.spinner("Checking the config, pinning versions, running the preflight…"):
                 run_dir = R.launch(ws, cfg, user=user)
-            st.success(f"Started run {run_dir.name}", icon=":material/rocket_launch:")
+            # shown once, at the top of the form, by the rerun (not after the long launch call,
+            # where the live runs fragment's refreshes could leave copies of it on the page)
+            st.session_state[LAUNCHED_KEY] = run_dir.name
+            st.rerun()
 
 
 def main() -> None:

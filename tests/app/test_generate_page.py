@@ -67,6 +67,56 @@ def test_curator_launches_and_follows_a_run(tmp_workspace):
         assert any("reason" in df.value.columns for df in at.dataframe)
 
 
+def test_seed_set_defaults_to_seed_tasks(tmp_workspace):
+    from datastore import Sample, Store
+    from datastore import versions as V
+    ws = make_workspace(tmp_workspace)
+    at = _page(ws, "cur")
+    assert at.selectbox(key="gen_seed_dataset").value == "pool"  # no seed-tasks: the first dataset
+    with Store(ws) as st:
+        for name in ("conc-1", "seed-tasks"):
+            V.commit(st, name, author="cur", message=name, create=True,
+                     add=[Sample(kind="instruction", instruction=f"A task of {name}.", output="Done.").to_row()])
+    at = _page(ws, "cur")
+    assert at.selectbox(key="gen_seed_dataset").options[0] == "conc-1"
+    assert at.selectbox(key="gen_seed_dataset").value == "seed-tasks"
+
+
+def test_staging_name_and_the_started_job_is_shown(tmp_workspace):
+    from pipelines.generate.service import launch_generation
+    ws = make_workspace(tmp_workspace)
+    request = {"method": "self-instruct", "backend": "scripted", "backend_options": SI_SCRIPT, "batch_size": 2,
+               "params": {"seed_dataset": "seeds", "target_kept": 2, "max_rounds": 1, "prompts_per_round": 2,
+                          "instances": False}}
+    first = launch_generation(ws, request, user="cur")
+    assert jobs.wait_job(first, 60)["state"] == "succeeded"
+    at = _page(ws, "cur")
+    assert at.selectbox(key="gen_run_pick").value == str(first)
+    # the staging dataset is a visible field of the form (not inside "Sampling parameters")
+    staging = at.text_input(key="gen_staging_self-instruct")
+    assert staging.label == "Staging dataset" and staging.value == "self-instruct-candidates"
+    assert all(w.key != staging.key for e in at.expander for w in e.text_input)
+    staging.set_value("my-candidates")
+    at.selectbox(key="gen_backend").set_value("scripted").run()
+    at.selectbox(key="gen_seed_dataset").set_value("seeds")
+    at.number_input(key="gen_rounds").set_value(1)
+    at.number_input(key="gen_ppr").set_value(2)
+    at.checkbox(key="gen_instances").uncheck()
+    at.text_area(key="gen_backend_options").set_value(json.dumps(SI_SCRIPT))
+    at.button(key="gen_launch").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    newest = next(j for j in list_generation_jobs(ws, user="cur") if j["job_dir"] != str(first))
+    assert newest["job_dir"] != str(first) and newest["params"]["staging"] == "my-candidates"
+    assert [s.value for s in at.success if "Started job" in s.value] == [f"Started job {newest['job_id']}."]
+    # the runs panel follows the job just started, not the one picked before
+    assert at.selectbox(key="gen_run_pick").value == newest["job_dir"]
+    st = jobs.wait_job(newest["job_dir"], 60)
+    assert st["state"] == "succeeded" and st["result"]["staging"] == "my-candidates"
+    assert len(staged(ws, "my-candidates")) == st["result"]["kept"] > 0
+    at.run()
+    assert at.selectbox(key="gen_run_pick").value == newest["job_dir"]
+
+
 def test_bad_backend_options_are_a_message(tmp_workspace):
     ws = make_workspace(tmp_workspace)
     at = _page(ws, "ada")

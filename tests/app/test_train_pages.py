@@ -55,10 +55,49 @@ def test_annotator_sees_runs_read_only(ws):
     assert not [b for b in at.button if b.label == "Launch"]
 
 
+def test_demo_sft_is_preselected_and_launch_says_so_once(ws, monkeypatch):
+    """demo-sft alone is preselected (not the alphabetically first dataset, which would make a
+    mixture once the user adds demo-sft); one Launch shows one "Started run" message."""
+    launched = []
+
+    def fake_launch(workspace, cfg, *, user):
+        launched.append((cfg, user))
+        return Path(workspace) / "runs" / "r-fake"
+
+    monkeypatch.setattr(R, "launch", fake_launch)
+    at = _page(ws, TRAIN_PAGE, "boss")
+    picker = at.multiselect(key="train_datasets")
+    assert picker.options[0] == "demo-chat" and picker.value == ["demo-sft"]
+    _button(at, "Launch").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (cfg, user), = launched
+    assert user == "boss" and [(d["dataset"], d["version_number"]) for d in cfg["datasets"]] == [("demo-sft", 2)]
+    assert [s.value for s in at.success if "Started run" in s.value] == ["Started run r-fake"]
+    at.run()
+    assert not [s for s in at.success if "Started run" in s.value]  # shown for that launch only
+
+
+def test_no_preselection_without_demo_sft_and_empty_launch_refused(tmp_workspace):
+    from datastore import Sample, Store
+    from datastore import users as U
+    from datastore import versions as V
+    with Store(tmp_workspace) as st:
+        U.insert(st, "boss", "admin", None, actor="test")
+        for name in ("conc-1", "conc-2"):
+            V.commit(st, name, author="boss", message=name, create=True,
+                     add=[Sample(kind="instruction", instruction="Say hi.", output="Hi.").to_row()])
+    at = _page(tmp_workspace, TRAIN_PAGE, "boss")
+    assert at.multiselect(key="train_datasets").value == []
+    _button(at, "Launch").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Pick at least one dataset to train on (Datasets, above)."]
+    assert R.list_runs(tmp_workspace) == []
+
+
 @pytest.mark.slow
 def test_launch_watch_stop_and_find_again(ws):
     at = _page(ws, TRAIN_PAGE, "boss")
-    # demo-chat (selected first) has an unanswered chat: the preflight stops the launch, as a message
+    # demo-chat has an unanswered chat: the preflight stops the launch, as a message
     at.multiselect(key="train_datasets").set_value(["demo-chat"]).run()
     _button(at, "Launch").click().run()
     assert not at.exception
@@ -72,10 +111,10 @@ def test_launch_watch_stop_and_find_again(ws):
     at.number_input(key="train_eval").set_value(0.2)
     _button(at, "Launch").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert any("Started run" in s.value for s in at.success)
     runs = R.list_runs(ws)
     assert len(runs) == 1
     run_id = runs[0]["run_id"]
+    assert [s.value for s in at.success if "Started run" in s.value] == [f"Started run {run_id}"]
 
     # a restart: a new session finds the run from its folder, with a progress bar and Stop
     at2 = _page(ws, TRAIN_PAGE, "boss")
