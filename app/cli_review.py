@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -199,8 +200,10 @@ def annotate_submit(task: str = typer.Option(..., "--task", "-t"), sample: int =
         answers["edit"] = {k_: v for k_, v in {"response": response, "instruction": instruction}.items() if v}
     sid = submit_id or annotate.new_submit_id()
     ack = annotate.submit(_ws(), _actor(), task, sample, answers, submit_id=sid)
-    _cli().out.print(f"annotation {ack.annotation_id} {'saved' if ack.written else 'was already saved'} "
-                     f"(submit id {ack.submit_id})")
+    # no global annotation id: it would tell an annotator how many answers others gave
+    p = annotate.my_progress(_ws(), _actor(), task)
+    _cli().out.print(f"sample #{sample} {'saved' if ack.written else 'was already saved'}: "
+                     f"{p['done']} of {p['total']} done, {p['pending']} to go (submit id {ack.submit_id})")
 
 
 # ---------------------------------------------------------------- agreement
@@ -256,13 +259,27 @@ def adjudicate_show(task: str = typer.Option(..., "--task", "-t"), sample: int =
     from pipelines.review import adjudicate
     d = adjudicate.item_answers(_ws(), _actor(), task, sample, hide_names=hide_names)
     if as_json:
-        return _cli()._json({**d, "sample": asdict(d["sample"]) if d["sample"] else None})
+        return _cli()._json({**d, "sample": asdict(d["sample"]) if d["sample"] else None,
+                             "last_revision": asdict(d["last_revision"]) if d["last_revision"] else None})
     out = _cli().out
-    for turn in d["sample"].turns():
-        out.print(f"[bold cyan]{turn['role']}[/]: {turn['content']}", highlight=False)
+    shown = d["sample"]
+    if shown is None:   # removed from the dataset (e.g. by its own adjudication, a reject)
+        gone = f"in v{d['removed_in']}" if d["removed_in"] else "(no version holds it any more)"
+        out.print(f"[yellow]sample #{sample} was removed from dataset '{escape(d['dataset'])}' {gone}[/]"
+                  + ("; its last revision:" if d["last_revision"] else ""), highlight=False)
+        shown = d["last_revision"]
+    for turn in shown.turns() if shown else []:
+        out.print(f"[bold cyan]{escape(turn['role'])}[/]: {escape(str(turn['content']))}", highlight=False)
     for a in d["annotations"]:
-        out.print(f"[bold]#{a['annotation_id']} {a['annotator']}[/]: {json.dumps(a['answers'], ensure_ascii=False)}",
-                  highlight=False)
+        out.print(f"[bold]#{a['annotation_id']} {escape(a['annotator'])}[/]: "
+                  f"{escape(json.dumps(a['answers'], ensure_ascii=False))}", highlight=False)
+    for r in d["adjudications"]:
+        where = f"v{r['version_number']}" if r["version_number"] else "no sample change"
+        picked = f", picked #{r['chosen_annotation_id']}" if r["chosen_annotation_id"] else ""
+        out.print(f"[bold]adjudicated[/] by {escape(r['adjudicator'])}: {r['decision']}{picked} ({where})"
+                  + (f": {escape(r['note'])}" if r["note"] else ""), highlight=False)
+    if not d["adjudications"] and d["state"] != "open":
+        out.print(f"item state: {d['state']}", highlight=False)
 
 
 @adjudicate_app.command("resolve")

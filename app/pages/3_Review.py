@@ -4,7 +4,8 @@
 The sample is shown beside the task's guidelines; model drafts (generator output, a scoring
 head's verdict, a reference answer) are shown as suggestions, marked as such. Keyboard:
 A accept, X reject, 1-5 rating, T take the suggestion, S submit, N next, B back (Streamlit
-reserves C and R). Answers autosave as a draft on every change; the time on the sample is
+reserves C and R); the buttons sit in rows that wrap, at their natural width, so a label
+is never cut. Answers autosave as a draft on every change; the time on the sample is
 recorded; a submit carries the item's submit id, so a double click or a retry never makes a
 second annotation, and "Saved" appears only after the store committed it.
 """
@@ -62,15 +63,21 @@ def _autosave(ws, user, task, it) -> None:
         annotate.save_draft(ws, user, task, it.sample.sample_id, _answers(it), _elapsed_ms(task, it))
 
 
-def _submit(ws, user, task, it, answers: dict) -> bool:
-    """Submit; True once the store acknowledged it (then the next item is loaded)."""
+def _submit(ws, user, task, it, answers: dict, slot) -> bool:
+    """Submit; True once the store acknowledged it (then the next item is loaded). A refusal
+    (e.g. no decision yet) goes into ``slot``, just under the buttons: one message, in view."""
     ok = False
-    with common.user_errors():
+    with slot.container(), common.user_errors():
         ack = annotate.submit(ws, user, task, it.sample.sample_id, answers, submit_id=it.submit_id,
                               time_spent_ms=_elapsed_ms(task, it), row_hash=it.sample.row_hash)
-        st.session_state[FLASH_KEY] = (f"Saved sample #{it.sample.sample_id} "
-                                       f"({answers.get('decision')}; annotation {ack.annotation_id}).")
         _load(ws, user, task, after=it.position)
+        nxt = st.session_state[ITEM_KEY].get(task)
+        p = nxt.progress if nxt is not None else annotate.my_progress(ws, user, task)
+        # the user's own counts, never the global annotation id (it would tell how many
+        # answers the others gave)
+        st.session_state[FLASH_KEY] = (f"Saved sample #{it.sample.sample_id} ({answers.get('decision')}"
+                                       + ("" if ack.written else ", already saved")
+                                       + f"). {p['done']} of {p['total']} done, {p['pending']} to go.")
         ok = True
     return ok
 
@@ -167,20 +174,24 @@ with left:
     st.progress(p["done"] / max(p["total"], 1), text=f"{p['done']} of {p['total']} done · sample #{it.sample.sample_id}"
                 + (" · your answer is saved; changing it replaces it" if it.own_answers else ""))
     common.render_sample(it.sample)
-    b = st.columns(6)
-    acc = b[0].button("Accept", shortcut="A", icon=":material/check:", type="primary", key=_k(it, "btn_accept"))
-    rej = b[1].button("Reject", shortcut="X", icon=":material/close:", key=_k(it, "btn_reject"))
-    sub = b[2].button("Submit", shortcut="S", icon=":material/send:", key=_k(it, "btn_submit"))
-    b[3].button("Take suggestion", shortcut="T", icon=":material/lightbulb:", key=_k(it, "btn_take"),
-                disabled=not it.suggestions, on_click=_take_suggestion, args=(ws, user, task, it))
-    back = b[4].button("Back", shortcut="B", icon=":material/undo:", key=_k(it, "btn_back"))
-    nxt = b[5].button("Next", shortcut="N", icon=":material/redo:", key=_k(it, "btn_next"))
+    # buttons at their natural width in a row that wraps: fixed columns cut the labels
+    # ("A… A") once the label, icon and shortcut key outgrow a sixth of the column
+    with st.container(horizontal=True, key=_k(it, "actions")):
+        acc = st.button("Accept", shortcut="A", icon=":material/check:", type="primary", key=_k(it, "btn_accept"))
+        rej = st.button("Reject", shortcut="X", icon=":material/close:", key=_k(it, "btn_reject"))
+        sub = st.button("Submit", shortcut="S", icon=":material/send:", key=_k(it, "btn_submit"))
+        st.button("Take suggestion", shortcut="T", icon=":material/lightbulb:", key=_k(it, "btn_take"),
+                  disabled=not it.suggestions, on_click=_take_suggestion, args=(ws, user, task, it))
+        back = st.button("Back", shortcut="B", icon=":material/undo:", key=_k(it, "btn_back"))
+        nxt = st.button("Next", shortcut="N", icon=":material/redo:", key=_k(it, "btn_next"))
+    submit_slot = st.empty()   # a refused submit says why here, under Submit
     rating_q = next((q for q in it.questions if q["kind"] == "rating" and q["name"] == "rating"), None)
     if rating_q:
-        rb = st.columns(rating_q["max"] - rating_q["min"] + 1)
-        for i, v in enumerate(range(rating_q["min"], rating_q["max"] + 1)):
-            rb[i].button(f"Rate {v}", shortcut=str(v) if v <= 9 else None, key=_k(it, f"btn_rate{v}"),
-                         on_click=_set, args=(_k(it, "rating"), v, ws, user, task, it))
+        with st.container(horizontal=True, vertical_alignment="center", key=_k(it, "ratings")):
+            st.caption("Rating", width="content")
+            for v in range(rating_q["min"], rating_q["max"] + 1):
+                st.button(str(v), shortcut=str(v) if v <= 9 else None, key=_k(it, f"btn_rate{v}"),
+                          help=f"Rating {v}", on_click=_set, args=(_k(it, "rating"), v, ws, user, task, it))
     for q in it.questions:
         _question(ws, user, task, it, q)
     if st.session_state.get(_k(it, "decision")) == "edit":
@@ -193,9 +204,10 @@ with left:
         st.text_area("Corrected instruction (optional)", key=_k(it, "edit_instruction"), height=80,
                      on_change=_autosave, args=(ws, user, task, it))
 
-if (acc or rej) and _submit(ws, user, task, it, {**_answers(it), "decision": "accept" if acc else "reject"}):
+if (acc or rej) and _submit(ws, user, task, it, {**_answers(it), "decision": "accept" if acc else "reject"},
+                           submit_slot):
     st.rerun()
-if sub and _submit(ws, user, task, it, _answers(it)):
+if sub and _submit(ws, user, task, it, _answers(it), submit_slot):
     st.rerun()
 if nxt:
     _autosave(ws, user, task, it)

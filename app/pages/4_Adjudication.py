@@ -67,7 +67,31 @@ else:
     hide = st.toggle("Hide annotator names", key="adj_hide")
     with common.user_errors(stop=True):
         d = adjudicate.item_answers(ws, user, t.name, sid, hide_names=hide)
-    common.render_sample(d["sample"])
+    sample = d["sample"]
+    if sample is None:   # removed from the dataset since the task opened (another task, a curator)
+        gone = f"in v{d['removed_in']}" if d["removed_in"] else "(no version holds it any more)"
+        st.warning(f"Sample #{sid} was removed from dataset {common.md_escape(d['dataset'])} {gone}"
+                   + (", its last revision is shown" if d["last_revision"] else "") + ".",
+                   icon=":material/delete:")
+        if d["last_revision"] is not None:
+            common.render_sample(d["last_revision"])
+    else:
+        common.render_sample(sample)
+    for r in d["adjudications"]:   # earlier rounds, or a decision taken since the queue was read
+        st.caption(f":material/gavel: adjudicated by {common.md_escape(r['adjudicator'])}: {r['decision']} "
+                   + (f"(v{r['version_number']})" if r["version_number"] else "(no sample change)")
+                   + (f": {common.md_escape(r['note'])}" if r["note"] else ""))
+    # outside the form, so that "Pick this answer" sends it too (a form sends its widgets
+    # only on its own submit button); one per item, so a reason never carries over
+    note_key = f"adj_note-{t.task_id}-{sid}-{d['round']}"
+    st.text_input("Why (goes into the version log)", key=note_key,
+                  placeholder="e.g. the reference answer is wrong")
+
+    def _done(r) -> None:
+        st.session_state["adj_flash"] = f"#{sid}: {r['decision']}" + (
+            f", committed v{r['version']}" if r["version"] else ", no text change")
+        st.rerun()
+
     cols = st.columns(max(len(d["annotations"]), 1))
     for col, a in zip(cols, d["annotations"]):
         with col.container(border=True):
@@ -83,26 +107,20 @@ else:
                 st.caption(json.dumps(extra, ensure_ascii=False))
             if a.get("time_spent_ms"):
                 st.caption(f"{a['time_spent_ms'] / 1000:.1f} s on the sample")
-            if st.button("Pick this answer", key=f"pick-{a['annotation_id']}", icon=":material/done:"):
+            if st.button("Pick this answer", key=f"pick-{a['annotation_id']}", icon=":material/done:",
+                         disabled=sample is None):
                 with common.user_errors():
-                    r = adjudicate.adjudicate(ws, user, t.name, sid, pick=a["annotation_id"],
-                                              note=st.session_state.get("adj_note") or None)
-                    st.session_state["adj_flash"] = f"#{sid}: {r['decision']}" + (
-                        f", committed v{r['version']}" if r["version"] else ", no text change")
-                    st.rerun()
+                    _done(adjudicate.adjudicate(ws, user, t.name, sid, pick=a["annotation_id"],
+                                                note=st.session_state.get(note_key) or None))
     with st.form("final"):
         st.markdown("**Or give the final answer**")
         dec = st.segmented_control("Decision", ["accept", "reject", "edit"], default="accept", key="adj_decision")
-        text = st.text_area("Final response (for edit)", value=d["sample"].output or "" if d["sample"] else "")
-        st.text_input("Why (goes into the version log)", key="adj_note")
-        if st.form_submit_button("Resolve", type="primary"):
+        text = st.text_area("Final response (for edit)", value=(sample.output or "") if sample is not None else "")
+        if st.form_submit_button("Resolve", type="primary", disabled=sample is None):
             with common.user_errors():
                 final = {"decision": dec, **({"edit": {"response": text}} if dec == "edit" else {})}
-                r = adjudicate.adjudicate(ws, user, t.name, sid, final=final,
-                                          note=st.session_state.get("adj_note") or None)
-                st.session_state["adj_flash"] = f"#{sid}: {r['decision']}" + (
-                    f", committed v{r['version']}" if r["version"] else ", no text change")
-                st.rerun()
+                _done(adjudicate.adjudicate(ws, user, t.name, sid, final=final,
+                                            note=st.session_state.get(note_key) or None))
 if st.session_state.get("adj_flash"):
     st.toast(st.session_state.pop("adj_flash"), icon=":material/gavel:")
 

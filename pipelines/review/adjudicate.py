@@ -35,12 +35,31 @@ def adjudication_queue(workspace: str | Path, user: str | None, task: int | str,
         return RT.adjudication_queue(st.conn, t["task_id"], limit=limit)
 
 
+def _last_revision(st, dataset: str, sample_id: int) -> tuple[Sample | None, int | None]:
+    """A sample no longer in the head: its last revision and the number of the version that
+    removed it, found by walking the log back from the head (a removal is usually recent,
+    so this reads one or two versions). ``(None, None)`` when no version holds it (purged)."""
+    later = None
+    for v in V.log(st, dataset):          # newest first
+        found = V.get_samples(st, v, [sample_id])
+        if found:
+            return found[0], later
+        later = v.number
+    return None, None
+
+
 def item_answers(workspace: str | Path, user: str | None, task: int | str, sample_id: int, *,
                  hide_names: bool = False) -> dict:
     """Everything about one item for the adjudicator: ``{"sample", "annotations" (current
     round, by annotator; names replaced by "annotator 1..n" with ``hide_names``),
-    "suggestions", "gold" (expected answer or None), "adjudications", "round", "state"}``.
-    Needs ``read_all_annotations``."""
+    "suggestions", "gold" (expected answer or None), "adjudications", "round", "state",
+    "removed_in", "last_revision"}``.
+
+    ``sample`` is the head revision, or None when the sample is no longer in the dataset (an
+    adjudication rejected it, or a curator removed it; the items of other tasks on it are
+    then in state "removed"): then ``removed_in`` is the number of the version that removed
+    it and ``last_revision`` the sample as it was before (both None while the sample is in
+    the head). Needs ``read_all_annotations``."""
     with read_store(workspace) as st:
         check(st, user, "read_all_annotations")
         t = task_of(st, task)
@@ -49,11 +68,14 @@ def item_answers(workspace: str | Path, user: str | None, task: int | str, sampl
         if hide_names:
             for i, a in enumerate(anns, 1):
                 a["annotator"] = f"annotator {i}"
-        return {"sample": RT.current_sample(st.conn, t["dataset_id"], sample_id), "annotations": anns,
+        sample = RT.current_sample(st.conn, t["dataset_id"], sample_id)
+        last, removed_in = _last_revision(st, t["dataset"], sample_id) if sample is None else (None, None)
+        return {"sample": sample, "annotations": anns,
                 "suggestions": RT.suggestions(st.conn, t["dataset_id"], sample_id),
                 "gold": RT.gold_items(st.conn, t["task_id"]).get(sample_id),
                 "adjudications": RT.adjudications(st.conn, t["task_id"], sample_id),
-                "round": it["round"], "state": it["state"], "questions": t["questions"]}
+                "round": it["round"], "state": it["state"], "questions": t["questions"],
+                "dataset": t["dataset"], "removed_in": removed_in, "last_revision": last}
 
 
 def apply_edit(sample: Sample, edit: dict) -> Sample:
@@ -89,9 +111,13 @@ def adjudicate(workspace: str | Path, user: str | None, task: int | str, sample_
     ``{"adjudication_id", "version" (number or None when the sample did not change),
     "decision", "final"}``.
 
+    ``note`` (why) goes into the adjudication record, the version's operation and, on one
+    line, its message.
+
     Raises PermissionDenied (needs ``adjudicate``), NotFound, Conflict (already adjudicated,
     or adjudicated concurrently), WorkbenchError (invalid final answers).
     """
+    note = (note or "").strip() or None
     with Store(workspace) as st:
         who, _ = check(st, user, "adjudicate")
         t = task_of(st, task)
@@ -151,7 +177,7 @@ def adjudicate(workspace: str | Path, user: str | None, task: int | str, sample_
             if chosen:
                 why += f", picked the answer of {chosen['annotator']}"
             if note:
-                why += f" ({note})"
+                why += f" ({' '.join(note.split())})"     # the log message stays one line
             v = V.commit(st, t["dataset"], author=who, message=why, update=update, remove=remove,
                          operation={"op": "adjudicate", "task_id": t["task_id"], "task": t["name"],
                                     "sample_ids": [sample_id], "decision": dec, "by": who,

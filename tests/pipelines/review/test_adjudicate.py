@@ -109,3 +109,53 @@ def test_reject_in_an_sft_dataset_removes_the_sample(tmp_path):
     r = adjudicate.adjudicate(ws, "admin", "s", 1, decision="reject", note="wrong answer")
     v = catalog.get_version(ws, "qa")
     assert v.number == r["version"] == 2 and v.n_samples == 1 and v.n_removed == 1
+
+
+def test_pick_keeps_the_note_in_the_record_and_the_one_line_log_message(ws):
+    side = adjudicate.item_answers(ws, "dora", "gen", 4)
+    pick = side["annotations"][0]
+    r = adjudicate.adjudicate(ws, "dora", "gen", 4, pick=pick["annotation_id"], note="  off topic,\n  spam  ")
+    head = catalog.dataset_log(ws, "cands")[0]
+    assert head.number == r["version"]
+    assert head.message == f"adjudicate #4 in task 'gen': reject, picked the answer of {pick['annotator']} (off topic, spam)"
+    assert head.operation["note"] == "off topic,\n  spam"
+    with Store(ws) as st:
+        rec = RT.adjudications(st.conn, 1, 4)[0]
+    assert rec["note"] == "off topic,\n  spam" and rec["chosen_annotation_id"] == pick["annotation_id"]
+    # a blank reason is no reason
+    r5 = adjudicate.adjudicate(ws, "dora", "gen", 5, decision="accept", note="   ")
+    with Store(ws) as st:
+        assert RT.adjudications(st.conn, 1, 5)[0]["note"] is None
+    assert catalog.dataset_log(ws, "cands")[0].message.endswith(": accept") and r5["version"]
+
+
+def _two_tasks_one_rejected(tmp_path):
+    """Tasks s and t on one SFT dataset; both disagree on sample 1; s rejects it (removed in v2)."""
+    ws = tmp_path / "ws3"
+    ws.mkdir()
+    add_users(ws)
+    add_dataset(ws, "qa", n=2)
+    for name in ("s", "t"):
+        tasks.open_task(ws, "cora", name=name, dataset="qa", pool=["ann", "bob"])
+        annotate.submit(ws, "ann", name, 1, {"decision": "accept"}, submit_id=f"{name}-a1")
+        annotate.submit(ws, "bob", name, 1, {"decision": "reject"}, submit_id=f"{name}-b1")
+    r = adjudicate.adjudicate(ws, "dora", "s", 1, decision="reject", note="wrong answer")
+    assert r["version"] == 2
+    return ws
+
+
+def test_item_answers_of_a_removed_sample_say_where_it_went(tmp_path):
+    ws = _two_tasks_one_rejected(tmp_path)
+    for task in ("s", "t"):     # s: removed by its own adjudication; t: by the other task's
+        d = adjudicate.item_answers(ws, "dora", task, 1)
+        assert d["sample"] is None and d["removed_in"] == 2 and d["dataset"] == "qa"
+        assert d["last_revision"].sample_id == 1 and d["last_revision"].instruction == "Question 1?"
+        assert {a["decision"] for a in d["annotations"]} == {"accept", "reject"}
+    assert adjudicate.item_answers(ws, "dora", "t", 1)["state"] == "removed"   # closed by the removal
+    with pytest.raises(Conflict, match="already removed"):
+        adjudicate.adjudicate(ws, "dora", "t", 1, decision="accept")
+    d = adjudicate.item_answers(ws, "dora", "s", 1)
+    assert d["state"] == "adjudicated"
+    assert [(a["decision"], a["note"], a["version_number"]) for a in d["adjudications"]] == [("reject", "wrong answer", 2)]
+    kept = adjudicate.item_answers(ws, "dora", "t", 2)
+    assert kept["sample"].sample_id == 2 and kept["removed_in"] is None and kept["last_revision"] is None
