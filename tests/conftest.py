@@ -51,3 +51,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Files holding slow or browser tests first (stable otherwise): under ``make test``'s two
+    pytest-xdist workers (``--dist loadfile``) the minutes-long files then start at once and
+    the quick ones fill in around them, instead of one long file starting last."""
+    heavy = {it.path for it in items if it.get_closest_marker("slow") or it.get_closest_marker("browser")}
+    items.sort(key=lambda it: it.path not in heavy)
