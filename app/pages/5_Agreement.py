@@ -25,7 +25,8 @@ if not ts:
 by_label = {f"{t.name} · {t.dataset} v{t.version_number}": t for t in ts}
 t = by_label[st.selectbox("Task", list(by_label), key="agr_task")]
 with common.user_errors(stop=True):
-    rep = agreement.agreement_report(ws, user, t.name)
+    page = agreement.agreement_page(ws, user, t.name)  # the report and the per-version rows, one scan
+rep = page["report"]
 if rep["scope"] != "all":
     st.caption("Figures over adjudicated items only (you see others' answers only after adjudication).")
 
@@ -68,5 +69,4 @@ if rows:
     fig.update_layout(yaxis_title="annotations", height=260, margin=dict(t=10, b=10))
     st.plotly_chart(fig, width="stretch")
 st.subheader("Per dataset version")
-with common.user_errors():
-    st.dataframe(agreement.agreement_by_version(ws, user, t.dataset), hide_index=True, width="stretch")
+st.dataframe(page["by_version"], hide_index=True, width="stretch")

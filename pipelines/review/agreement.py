@@ -355,6 +355,45 @@ def _annotator_rows(conn, task_ids: list[int], questions: list[dict], only_adjud
 
 
 # ---------------------------------------------------------------- services
+def _report(st, who: str, role: str, t: dict) -> tuple[dict, dict, dict]:
+    """The report of task ``t`` and the coded table and pairs it was computed from."""
+    full = sees_all(role)
+    only_adj = not full
+    ids = [t["task_id"]]
+    # one scan of the annotations feeds every figure (issue 3 item 9: < 3 s at 1M items)
+    mq = measured_questions(t["questions"])
+    tab = A.coded_table(st.conn, ids, mq, only_adjudicated=only_adj, stored={t["task_id"]: mq})
+    pr = _pairs(tab)
+    figures = _figures(st.conn, ids, t["questions"], only_adj, t["overlap_k"], tab, pr)
+    dec = next((f["_tables"] for f in figures if f["question"] == "decision" and "_tables" in f), None)
+    annotators = _annotator_rows(st.conn, ids, t["questions"], only_adj, None if full else who, tab, pr, dec)
+    return ({"task": t["name"], "dataset": t["dataset"], "version": t["version_number"],
+             "scope": "all" if full else "adjudicated",
+             "questions": [{k: v for k, v in f.items() if k != "_tables"} for f in figures],
+             "annotators": annotators}, tab, pr)
+
+
+def _by_version(st, role: str, dataset: str, computed: dict | None = None) -> list[dict]:
+    """Per-version rows; ``computed``: ``{(task_id, ...): (coded table, pairs)}`` already
+    read for those tasks (same scope), reused instead of a second scan."""
+    ds = V.get_dataset(st, dataset)
+    tasks = RT.list_tasks(st.conn, ds.dataset_id)
+    out = []
+    for vnum in sorted({t["version_number"] for t in tasks}):
+        ts = [t for t in tasks if t["version_number"] == vnum]
+        qs = [q for q in ts[0]["questions"] if q["kind"] in ("decision", "rating")]
+        ks = {t["overlap_k"] for t in ts}
+        ids = [t["task_id"] for t in ts]
+        stored = {t["task_id"]: measured_questions(t["questions"]) for t in ts}
+        tab, pr = (computed or {}).get(tuple(ids), (None, None))
+        for f in _figures(st.conn, ids, qs, not sees_all(role), ks.pop() if len(ks) == 1 else None,
+                          tab, pr, stored=stored):
+            out.append({"version": vnum, "tasks": [t["name"] for t in ts], "question": f["question"],
+                        "krippendorff_alpha": f["krippendorff_alpha"], "alpha_items": f["alpha_items"],
+                        "fleiss_kappa": f["fleiss_kappa"], "fleiss_items": f["fleiss_items"]})
+    return out
+
+
 def agreement_report(workspace: str | Path, user: str | None, task: int | str) -> dict:
     """Agreement on one task (one dataset version): ``{"task", "dataset", "version",
     "scope" ('all' | 'adjudicated'), "questions": [{"question", "level", "krippendorff_alpha",
@@ -365,21 +404,7 @@ def agreement_report(workspace: str | Path, user: str | None, task: int | str) -
     "gold_items"}]}``. Needs ``read_own_annotations``; see the module note on blindness."""
     with read_store(workspace) as st:
         who, role = check(st, user, "read_own_annotations")
-        t = task_of(st, task)
-        full = sees_all(role)
-        only_adj = not full
-        ids = [t["task_id"]]
-        # one scan of the annotations feeds every figure (issue 3 item 9: < 3 s at 1M items)
-        mq = measured_questions(t["questions"])
-        tab = A.coded_table(st.conn, ids, mq, only_adjudicated=only_adj, stored={t["task_id"]: mq})
-        pr = _pairs(tab)
-        figures = _figures(st.conn, ids, t["questions"], only_adj, t["overlap_k"], tab, pr)
-        dec = next((f["_tables"] for f in figures if f["question"] == "decision" and "_tables" in f), None)
-        annotators = _annotator_rows(st.conn, ids, t["questions"], only_adj, None if full else who, tab, pr, dec)
-        return {"task": t["name"], "dataset": t["dataset"], "version": t["version_number"],
-                "scope": "all" if full else "adjudicated",
-                "questions": [{k: v for k, v in f.items() if k != "_tables"} for f in figures],
-                "annotators": annotators}
+        return _report(st, who, role, task_of(st, task))[0]
 
 
 def agreement_by_version(workspace: str | Path, user: str | None, dataset: str) -> list[dict]:
@@ -387,18 +412,16 @@ def agreement_by_version(workspace: str | Path, user: str | None, dataset: str) 
     ``[{"version", "tasks", "question", "krippendorff_alpha", "alpha_items", "fleiss_kappa",
     "fleiss_items"}]``. Same blindness rule as :func:`agreement_report`."""
     with read_store(workspace) as st:
+        _, role = check(st, user, "read_own_annotations")
+        return _by_version(st, role, dataset)
+
+
+def agreement_page(workspace: str | Path, user: str | None, task: int | str) -> dict:
+    """What the Agreement page shows, in one read: ``{"report": agreement_report(task),
+    "by_version": agreement_by_version(its dataset)}``; a version whose only task is this one
+    reuses the report's scan of the annotations. Same permission and blindness rules."""
+    with read_store(workspace) as st:
         who, role = check(st, user, "read_own_annotations")
-        ds = V.get_dataset(st, dataset)
-        tasks = RT.list_tasks(st.conn, ds.dataset_id)
-        out = []
-        for vnum in sorted({t["version_number"] for t in tasks}):
-            ts = [t for t in tasks if t["version_number"] == vnum]
-            qs = [q for q in ts[0]["questions"] if q["kind"] in ("decision", "rating")]
-            ks = {t["overlap_k"] for t in ts}
-            stored = {t["task_id"]: measured_questions(t["questions"]) for t in ts}
-            for f in _figures(st.conn, [t["task_id"] for t in ts], qs, not sees_all(role),
-                              ks.pop() if len(ks) == 1 else None, stored=stored):
-                out.append({"version": vnum, "tasks": [t["name"] for t in ts], "question": f["question"],
-                            "krippendorff_alpha": f["krippendorff_alpha"], "alpha_items": f["alpha_items"],
-                            "fleiss_kappa": f["fleiss_kappa"], "fleiss_items": f["fleiss_items"]})
-        return out
+        t = task_of(st, task)
+        rep, tab, pr = _report(st, who, role, t)
+        return {"report": rep, "by_version": _by_version(st, role, t["dataset"], {(t["task_id"],): (tab, pr)})}

@@ -182,3 +182,9 @@ def test_stored_codes_equal_the_sql_coding_of_the_answers(tmp_path):
     for key in fallback["codes"]:
         assert np.array_equal(fallback["codes"][key], again["codes"][key]), key
     assert agreement.agreement_report(ws, "cora", "codes") == before
+
+
+def test_agreement_page_is_the_report_and_the_per_version_rows(ws):
+    page = agreement.agreement_page(ws, "cora", "hand")
+    assert page["report"] == agreement.agreement_report(ws, "cora", "hand")
+    assert page["by_version"] == agreement.agreement_by_version(ws, "cora", "qa")

@@ -69,6 +69,7 @@ SERVICES = {
     "annotate.my_tasks": lambda f, ws: f(ws, "ann"),
     "agreement.agreement_report": lambda f, ws: f(ws, "ann", "blind"),
     "agreement.agreement_by_version": lambda f, ws: f(ws, "ann", "qa"),
+    "agreement.agreement_page": lambda f, ws: f(ws, "ann", "blind"),
     "adjudicate.adjudication_queue": lambda f, ws: f(ws, "ann", "blind"),
     "adjudicate.item_answers": lambda f, ws: f(ws, "ann", "blind", 1),
     "adjudicate.adjudicate": lambda f, ws: f(ws, "ann", "blind", 1, decision="accept"),
