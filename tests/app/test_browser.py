@@ -144,3 +144,38 @@ def test_templates_page_in_chromium(server):
             page.screenshot(path=str(ARTIFACTS / "templates_page.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_chat_page_in_chromium(server):
+    """The Chat page in a real browser: a message typed into the chat input gets the embedded
+    model's answer, shown as a user turn and an assistant turn with its token count."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from datastore.errors import WorkbenchError
+    try:
+        from pipelines.models import ensure_base_model
+        ensure_base_model()
+    except WorkbenchError as e:
+        pytest.skip(f"embedded model unavailable: {e}")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1100})
+            page.goto(server)
+            expect(page.get_by_role("heading", name="Instruction Workbench")).to_be_visible(timeout=UI_TIMEOUT_MS)
+            page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Chat").click()
+            expect(page.get_by_role("heading", name="Chat")).to_be_visible(timeout=UI_TIMEOUT_MS)
+            expect(page.get_by_text("no adapter").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+            box = page.locator('[data-testid="stChatInputTextArea"]')
+            box.fill("What is the capital of France?")
+            box.press("Enter")
+            expect(page.locator('[data-testid="stChatMessage"]')).to_have_count(2, timeout=180_000)
+            expect(page.locator('[data-testid="stChatMessage"]').first).to_contain_text("capital of France")
+            expect(page.get_by_text("tokens in").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+            answer = page.locator('[data-testid="stChatMessage"]').nth(1).inner_text()
+            assert answer.strip() and "tokens in" in answer
+            assert page.locator('[data-testid="stException"]').count() == 0
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "chat_page.png"))
+        finally:
+            browser.close()
