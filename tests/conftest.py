@@ -53,9 +53,22 @@ def one_torch_thread():
     torch.set_num_threads(n)
 
 
+#: The longest test files, longest first (minutes each on 2 cores, from CI runs): they start
+#: first so that no worker begins one of them near the end of the run.
+LONGEST_FIRST = ("integration/test_review_concurrency.py", "integration/test_demo.py",
+                 "pipelines/train/test_default_run.py", "app/test_train_pages.py",
+                 "pipelines/preference/test_dpo.py", "pipelines/train/test_runs.py")
+
+
 def pytest_collection_modifyitems(session, config, items):
-    """Files holding slow or browser tests first (stable otherwise): under ``make test``'s two
-    pytest-xdist workers (``--dist loadfile``) the minutes-long files then start at once and
-    the quick ones fill in around them, instead of one long file starting last."""
+    """The longest files first, then files holding slow or browser tests, then the rest (stable
+    within each): under ``make test``'s two pytest-xdist workers (``--dist loadfile``) the
+    minutes-long files start at once and the quick ones fill in around them."""
     heavy = {it.path for it in items if it.get_closest_marker("slow") or it.get_closest_marker("browser")}
-    items.sort(key=lambda it: it.path not in heavy)
+
+    def rank(it) -> int:
+        rel = it.path.relative_to(REPO / "tests").as_posix()
+        if rel in LONGEST_FIRST:
+            return LONGEST_FIRST.index(rel)
+        return len(LONGEST_FIRST) + (it.path not in heavy)
+    items.sort(key=rank)
