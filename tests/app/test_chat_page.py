@@ -2,7 +2,6 @@
 a library system prompt; one click sends an answer to review."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -10,11 +9,10 @@ from streamlit.testing.v1 import AppTest
 from datastore import Store
 from datastore import versions as V
 from pipelines.serve.chat import CHAT_STAGING
+from tests.app.pages import open_page
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
-REPO = Path(__file__).resolve().parents[2]
-ENTRY = str(REPO / "app" / "Workbench.py")
 PAGE = "pages/10_Chat.py"
 
 
@@ -34,12 +32,7 @@ def ws(tmp_path_factory):
 
 
 def _page(ws) -> AppTest:
-    at = AppTest.from_file(ENTRY, default_timeout=300)
-    at.session_state["workspace"] = str(ws)
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(ws, PAGE, timeout_s=300)
 
 
 def test_side_by_side_and_send_to_review(ws):

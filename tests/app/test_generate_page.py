@@ -12,9 +12,8 @@ from pipelines import jobs
 from pipelines.generate.service import list_generation_jobs
 
 from ..pipelines.generate.helpers import SI_SCRIPT, make_workspace, staged
+from .pages import open_page
 
-REPO = Path(__file__).resolve().parents[2]
-ENTRY = str(REPO / "app" / "Workbench.py")
 PAGE = "pages/6_Generate.py"
 TIMEOUT_S = 60
 
@@ -22,13 +21,7 @@ os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
 
 
 def _page(ws: Path, user: str) -> AppTest:
-    at = AppTest.from_file(ENTRY, default_timeout=TIMEOUT_S)
-    at.session_state["workspace"] = str(ws)
-    at.session_state["user"] = user
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(ws, PAGE, user, timeout_s=TIMEOUT_S)
 
 
 def test_annotator_sees_no_form(tmp_workspace):

@@ -10,10 +10,9 @@ from streamlit.testing.v1 import AppTest
 
 from pipelines import auth, catalog
 from pipelines.review import adjudicate, annotate, tasks
+from tests.app.pages import ENTRY, button, open_page
 from tests.pipelines.review.helpers import add_dataset, add_users
 
-REPO = Path(__file__).resolve().parents[2]
-ENTRY = str(REPO / "app" / "Workbench.py")
 TIMEOUT_S = 120
 os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
 
@@ -40,15 +39,9 @@ def _app(ws: Path, user: str | None = None) -> AppTest:
 
 
 def _page(ws, page, user) -> AppTest:
-    at = _app(ws, user)
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(ws, page, user, timeout_s=TIMEOUT_S)
 
 
-def _button(at, label):
-    return next(b for b in at.button if b.label == label)
 
 
 def test_sign_in_gate(ws):
@@ -95,9 +88,9 @@ def test_annotation_form_submits_once_and_moves_on(ws):
     assert any("Be strict." in m.value for m in at.markdown)
     assert any("Suggestion" in c.value for c in at.caption)
     first = at.session_state["review_item"]["pg"].sample.sample_id
-    _button(at, "4").click().run()              # rates 4; autosaves a draft
+    button(at, "4").click().run()              # rates 4; autosaves a draft
     assert annotate.open_item(ws, "ann", "pg", first).draft == {"rating": 4}
-    _button(at, "Accept").click().run()
+    button(at, "Accept").click().run()
     assert not at.exception
     # the annotator's own counts, not the global annotation id (that tells how many others answered)
     assert [s.value for s in at.success] == [f"Saved sample #{first} (accept). 1 of 4 done, 3 to go."]
@@ -106,8 +99,8 @@ def test_annotation_form_submits_once_and_moves_on(ws):
     assert mine[0]["time_spent_ms"] is not None
     second = at.session_state["review_item"]["pg"].sample.sample_id
     assert second != first
-    _button(at, "Take suggestion").click().run()
-    _button(at, "Submit").click().run()
+    button(at, "Take suggestion").click().run()
+    button(at, "Submit").click().run()
     mine = {m["sample_id"]: m for m in annotate.my_annotations(ws, "ann", "pg")}
     assert mine[second]["answers"]["edit"] == {"response": f"Ref {second}."}
     assert [s.value for s in at.success] == [f"Saved sample #{second} (edit). 2 of 4 done, 2 to go."]
@@ -116,7 +109,7 @@ def test_annotation_form_submits_once_and_moves_on(ws):
 def test_submit_without_a_decision_says_so_once_just_under_the_buttons(ws):
     at = _page(ws, "pages/3_Review.py", "ann")
     shown = at.session_state["review_item"]["pg"].sample.sample_id
-    submit = _button(at, "Submit")
+    submit = button(at, "Submit")
     submit.click().run()
     at.button(key=submit.key).click().run()          # a double click
     assert not at.exception

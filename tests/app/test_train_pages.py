@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pipelines.train import runs as R
-from tests.app.test_datasets_page import ENTRY
+from tests.app.pages import button, open_page
 
 TRAIN_PAGE = "pages/8_Train.py"
 RUNS_PAGE = "pages/9_Runs.py"
@@ -36,17 +36,9 @@ def ws(tmp_path_factory) -> Path:
 
 
 def _page(ws: Path, page: str, user: str) -> AppTest:
-    at = AppTest.from_file(ENTRY, default_timeout=TIMEOUT_S)
-    at.session_state["workspace"] = str(ws)
-    at.session_state["user"] = user
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(ws, page, user, timeout_s=TIMEOUT_S)
 
 
-def _button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
 
 
 def test_annotator_sees_runs_read_only(ws):
@@ -68,7 +60,7 @@ def test_demo_sft_is_preselected_and_launch_says_so_once(ws, monkeypatch):
     at = _page(ws, TRAIN_PAGE, "boss")
     picker = at.multiselect(key="train_datasets")
     assert picker.options[0] == "demo-chat" and picker.value == ["demo-sft"]
-    _button(at, "Launch").click().run()
+    button(at, "Launch").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     (cfg, user), = launched
     assert user == "boss" and [(d["dataset"], d["version_number"]) for d in cfg["datasets"]] == [("demo-sft", 2)]
@@ -88,7 +80,7 @@ def test_no_preselection_without_demo_sft_and_empty_launch_refused(tmp_workspace
                      add=[Sample(kind="instruction", instruction="Say hi.", output="Hi.").to_row()])
     at = _page(tmp_workspace, TRAIN_PAGE, "boss")
     assert at.multiselect(key="train_datasets").value == []
-    _button(at, "Launch").click().run()
+    button(at, "Launch").click().run()
     assert not at.exception
     assert [e.value for e in at.error] == ["Pick at least one dataset to train on (Datasets, above)."]
     assert R.list_runs(tmp_workspace) == []
@@ -99,7 +91,7 @@ def test_launch_watch_stop_and_find_again(ws):
     at = _page(ws, TRAIN_PAGE, "boss")
     # demo-chat has an unanswered chat: the preflight stops the launch, as a message
     at.multiselect(key="train_datasets").set_value(["demo-chat"]).run()
-    _button(at, "Launch").click().run()
+    button(at, "Launch").click().run()
     assert not at.exception
     assert any("preflight failed: empty_mask" in e.value for e in at.error), [e.value for e in at.error]
     assert R.list_runs(ws) == []
@@ -109,7 +101,7 @@ def test_launch_watch_stop_and_find_again(ws):
     at.number_input(key="train_maxlen").set_value(64)
     at.number_input(key="train_batch").set_value(2)
     at.number_input(key="train_eval").set_value(0.2)
-    _button(at, "Launch").click().run()
+    button(at, "Launch").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     runs = R.list_runs(ws)
     assert len(runs) == 1

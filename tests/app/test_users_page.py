@@ -11,9 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pipelines import auth
+from tests.app.pages import ENTRY, button, open_page
 
-REPO = Path(__file__).resolve().parents[2]
-ENTRY = str(REPO / "app" / "Workbench.py")
 PAGE = "pages/11_Users.py"
 TIMEOUT_S = 120
 os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
@@ -28,17 +27,9 @@ def ws(tmp_workspace) -> Path:
 
 
 def _page(ws: Path, user: str = "admin") -> AppTest:
-    at = AppTest.from_file(ENTRY, default_timeout=TIMEOUT_S)
-    at.session_state["workspace"] = str(ws)
-    at.session_state["user"] = user
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page(ws, PAGE, user, timeout_s=TIMEOUT_S)
 
 
-def _button(at: AppTest, label: str):
-    return next(b for b in at.button if b.label == label)
 
 
 def _new_role(at: AppTest):
@@ -54,7 +45,7 @@ def test_password_only_save_keeps_the_role(ws):
     at.selectbox(key="users_pick").select("cora").run()
     assert _new_role(at).value == "curator"          # the picked user's role, not "annotator"
     at.text_input(key="users_new_password").input("cora-password-1")
-    _button(at, "Save").click().run()
+    button(at, "Save").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert _roles(ws)["cora"] == ("curator", True)
     assert auth.authenticate(ws, "cora", "cora-password-1") == ("cora", "curator")
@@ -62,7 +53,7 @@ def test_password_only_save_keeps_the_role(ws):
     assert at.text_input(key="users_new_password").value == ""   # the typed password is gone
     forms = at.get("form")
     assert len(forms) == 2 and all(f.proto.form.clear_on_submit for f in forms)   # in the browser: any submit
-    _button(at, "Save").click().run()                  # nothing typed: the old password is not sent again
+    button(at, "Save").click().run()                  # nothing typed: the old password is not sent again
     assert any("Nothing to save" in i.value for i in at.info) and not at.success
     # another user: the picker follows that user's role
     at.selectbox(key="users_pick").select("ann").run()
@@ -74,7 +65,7 @@ def test_role_change_says_so_and_the_picker_shows_the_new_role(ws):
     at = _page(ws)
     at.selectbox(key="users_pick").select("ann").run()
     _new_role(at).select("adjudicator")
-    _button(at, "Save").click().run()
+    button(at, "Save").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert _roles(ws)["ann"] == ("adjudicator", False)   # no password typed: none set
     assert [s.value for s in at.success] == ["Saved ann: role annotator → adjudicator."]
@@ -84,12 +75,12 @@ def test_role_change_says_so_and_the_picker_shows_the_new_role(ws):
 def test_save_without_changes_and_a_short_password(ws):
     at = _page(ws)
     at.selectbox(key="users_pick").select("cora").run()
-    _button(at, "Save").click().run()
+    button(at, "Save").click().run()
     assert any("Nothing to save" in i.value for i in at.info)
     assert _roles(ws)["cora"] == ("curator", False)
     _new_role(at).select("admin")
     at.text_input(key="users_new_password").input("short")
-    _button(at, "Save").click().run()
+    button(at, "Save").click().run()
     assert any("at least 8 characters" in e.value for e in at.error)
     assert _roles(ws)["cora"] == ("curator", False)     # checked before the role changed
 
@@ -99,7 +90,7 @@ def test_add_says_so_and_clears_the_form(ws):
     at.text_input(key="users_add_name").input("eve")
     at.selectbox(key="users_add_role").select("curator")
     at.text_input(key="users_add_password").input("eve-password-1")
-    _button(at, "Add").click().run()
+    button(at, "Add").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert _roles(ws)["eve"] == ("curator", True)
     assert [s.value for s in at.success] == ["Added eve (curator), with a web login."]
@@ -107,7 +98,7 @@ def test_add_says_so_and_clears_the_form(ws):
     assert at.text_input(key="users_add_name").value == ""
     assert "eve" in at.selectbox(key="users_pick").options
     at.text_input(key="users_add_name").input("cli-only")
-    _button(at, "Add").click().run()
+    button(at, "Add").click().run()
     assert [s.value for s in at.success] == ["Added cli-only (annotator), without a web login (CLI only)."]
 
 
@@ -124,5 +115,5 @@ def test_password_inputs_autocomplete(ws):
     assert login.text_input(key="login_name").proto.autocomplete == "username"
     login.text_input(key="login_name").input("ann")
     login.text_input(key="login_password").input("ann-password-1")
-    _button(login, "Sign in").click().run()
+    button(login, "Sign in").click().run()
     assert login.session_state["user"] == "ann"
