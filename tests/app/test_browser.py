@@ -87,19 +87,25 @@ def _settled(page) -> None:
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=UI_TIMEOUT_MS)
 
 
+def _open(browser, server: str, nav: str, height: int = 1100):
+    """A new 1440 px wide tab on the app's root, then ``nav`` clicked in the sidebar as a user
+    does. (A deep link as the very first request to a fresh server makes Streamlit show a
+    spurious "Page not found" dialog over the right page: streamlit/streamlit#9992.)"""
+    from playwright.sync_api import expect
+    page = browser.new_page(viewport={"width": 1440, "height": height})
+    page.goto(server)
+    expect(page.get_by_role("heading", name="Instruction Workbench")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=nav).click()
+    return page
+
+
 def test_datasets_page_in_chromium(server):
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1100})
-            # Open the app at its root and navigate as a user does. (A deep link as the very
-            # first request to a fresh server makes Streamlit show a spurious "Page not
-            # found" dialog over the right page: streamlit/streamlit#9992.)
-            page.goto(server)
-            expect(page.get_by_role("heading", name="Instruction Workbench")).to_be_visible(timeout=UI_TIMEOUT_MS)
-            page.locator('[data-testid="stSidebarNav"]').get_by_text("Datasets").click()
+            page = _open(browser, server, "Datasets")
             expect(page.get_by_text("Instruction number 1 (edited)")).to_be_visible(timeout=UI_TIMEOUT_MS)
             expect(page.get_by_text("You are terse.")).to_be_visible()
             expect(page.get_by_text("Page 1 · samples 1–50 of 60").first).to_be_visible()
@@ -127,10 +133,7 @@ def test_templates_page_in_chromium(server):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1500})
-            page.goto(server)
-            expect(page.get_by_role("heading", name="Instruction Workbench")).to_be_visible(timeout=UI_TIMEOUT_MS)
-            page.locator('[data-testid="stSidebarNav"]').get_by_text("Templates").click()
+            page = _open(browser, server, "Templates", height=1500)
             expect(page.locator(".wb-rendered")).to_be_visible(timeout=UI_TIMEOUT_MS)
             expect(page.locator(".wb-rendered .wb-user").first).to_contain_text("Instruction number 1 (edited)")
             expect(page.locator(".wb-rendered .wb-system").first).to_contain_text("You are terse.")
@@ -160,10 +163,7 @@ def test_chat_page_in_chromium(server):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1100})
-            page.goto(server)
-            expect(page.get_by_role("heading", name="Instruction Workbench")).to_be_visible(timeout=UI_TIMEOUT_MS)
-            page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Chat").click()
+            page = _open(browser, server, "Chat")
             expect(page.get_by_role("heading", name="Chat")).to_be_visible(timeout=UI_TIMEOUT_MS)
             expect(page.get_by_text("no adapter").first).to_be_visible(timeout=UI_TIMEOUT_MS)
             box = page.locator('[data-testid="stChatInputTextArea"]')

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from pipelines import auth, catalog
 from pipelines.review import adjudicate, annotate, tasks
 from tests.app.pages import ENTRY, button, open_page
-from tests.pipelines.review.helpers import add_dataset, add_users
+from tests.pipelines.review.helpers import add_dataset, add_users, disagreement
 
 TIMEOUT_S = 120
 os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
@@ -164,13 +164,7 @@ def test_users_page_for_admins_only(ws):
 
 def test_adjudication_page_shows_a_removed_sample_without_crashing(tmp_path, monkeypatch):
     """The queue was read just before another adjudicator rejected (removed) the sample."""
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    add_users(ws)
-    add_dataset(ws, "qa", n=2)
-    tasks.open_task(ws, "cora", name="rm", dataset="qa", pool=["ann", "bob"])
-    annotate.submit(ws, "ann", "rm", 2, {"decision": "accept"}, submit_id="a2")
-    annotate.submit(ws, "bob", "rm", 2, {"decision": "reject"}, submit_id="b2")
+    ws = disagreement(tmp_path / "ws", "rm", n=2, sample=2, answers=({"decision": "accept"}, {"decision": "reject"}))
     stale = adjudicate.adjudication_queue(ws, "dora", "rm")
     assert [q["sample_id"] for q in stale] == [2]
     adjudicate.adjudicate(ws, "admin", "rm", 2, decision="reject", note="gone")

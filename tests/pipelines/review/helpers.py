@@ -33,3 +33,16 @@ def build(ws: Path, n: int = 6, kind: str = "sft") -> Path:
     add_users(ws)
     add_dataset(ws, n=n, kind=kind)
     return ws
+
+
+def disagreement(ws: Path, task: str, *, n: int, sample: int, answers: tuple[dict, dict]) -> Path:
+    """A fresh workspace (the users, dataset "qa" of ``n`` samples) with review task ``task``
+    (k = 2, pool ann and bob) where ann and bob gave ``answers`` on ``sample``."""
+    from pipelines.review import annotate, tasks
+    ws.mkdir()
+    add_users(ws)
+    add_dataset(ws, "qa", n=n)
+    tasks.open_task(ws, "cora", name=task, dataset="qa", pool=["ann", "bob"])
+    for who, a in zip(("ann", "bob"), answers):
+        annotate.submit(ws, who, task, sample, a, submit_id=f"{who}-{task}-{sample}")
+    return ws

@@ -9,7 +9,7 @@ from datastore import review_tasks as RT
 from datastore import versions as V
 from pipelines import catalog, curation
 from pipelines.review import adjudicate, annotate, tasks
-from tests.pipelines.review.helpers import add_dataset, add_users
+from tests.pipelines.review.helpers import add_dataset, add_users, disagreement
 
 #: sample -> (ann's answer, bob's answer)
 ANSWERS = {
@@ -99,13 +99,7 @@ def test_merge_refuses_while_items_are_undecided(ws):
 
 
 def test_reject_in_an_sft_dataset_removes_the_sample(tmp_path):
-    ws = tmp_path / "ws2"
-    ws.mkdir()
-    add_users(ws)
-    add_dataset(ws, "qa", n=2)
-    tasks.open_task(ws, "cora", name="s", dataset="qa", pool=["ann", "bob"])
-    annotate.submit(ws, "ann", "s", 1, {"decision": "reject"}, submit_id="x1")
-    annotate.submit(ws, "bob", "s", 1, {"decision": "accept"}, submit_id="x2")
+    ws = disagreement(tmp_path / "ws2", "s", n=2, sample=1, answers=({"decision": "reject"}, {"decision": "accept"}))
     r = adjudicate.adjudicate(ws, "admin", "s", 1, decision="reject", note="wrong answer")
     v = catalog.get_version(ws, "qa")
     assert v.number == r["version"] == 2 and v.n_samples == 1 and v.n_removed == 1

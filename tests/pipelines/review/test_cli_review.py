@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipelines.review import adjudicate, annotate, tasks
-from tests.pipelines.review.helpers import add_dataset, add_users
+from pipelines.review import adjudicate
+from tests.pipelines.review.helpers import disagreement
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -20,13 +20,8 @@ def _wb(ws: Path, user: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_show_a_sample_removed_by_its_own_adjudication_and_submit_ack(tmp_path):
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    add_users(ws)
-    add_dataset(ws, "qa", n=3)
-    tasks.open_task(ws, "cora", name="rv", dataset="qa", pool=["ann", "bob"])
-    annotate.submit(ws, "ann", "rv", 2, {"decision": "accept", "rating": 4}, submit_id="a2")
-    annotate.submit(ws, "bob", "rv", 2, {"decision": "reject", "rating": 1}, submit_id="b2")
+    ws = disagreement(tmp_path / "ws", "rv", n=3, sample=2,
+                      answers=({"decision": "accept", "rating": 4}, {"decision": "reject", "rating": 1}))
     bobs = next(a for a in adjudicate.item_answers(ws, "dora", "rv", 2)["annotations"] if a["annotator"] == "bob")
     r = adjudicate.adjudicate(ws, "dora", "rv", 2, pick=bobs["annotation_id"], note="answer is wrong")
     assert r["version"] == 2
