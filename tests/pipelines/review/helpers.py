@@ -46,3 +46,16 @@ def disagreement(ws: Path, task: str, *, n: int, sample: int, answers: tuple[dic
     for who, a in zip(("ann", "bob"), answers):
         annotate.submit(ws, who, task, sample, a, submit_id=f"{who}-{task}-{sample}")
     return ws
+
+
+def with_candidates(ws: Path, n: int) -> Path:
+    """A fresh workspace (the users, dataset "train" of 2 samples) with ``n`` generated
+    candidates staged as dataset "cands" (source "gen", sample ids 1..n)."""
+    from pipelines import curation
+    ws.mkdir()
+    add_users(ws)
+    add_dataset(ws, "train", n=2)
+    cands = [Sample(instruction=f"Generated question {i}?", output=f"Generated answer {i}.", source="gen")
+             for i in range(1, n + 1)]
+    curation.stage_candidates(ws, "cands", cands, user="cora", message="generated")
+    return ws

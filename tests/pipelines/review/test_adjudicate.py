@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from datastore import Conflict, Sample, Store
+from datastore import Conflict, Store
 from datastore import audit
 from datastore import review_tasks as RT
 from datastore import versions as V
-from pipelines import catalog, curation
+from pipelines import catalog
 from pipelines.review import adjudicate, annotate, tasks
-from tests.pipelines.review.helpers import add_dataset, add_users, disagreement
+from tests.pipelines.review.helpers import add_dataset, add_users, disagreement, with_candidates
 
 #: sample -> (ann's answer, bob's answer)
 ANSWERS = {
@@ -23,13 +23,7 @@ ANSWERS = {
 
 @pytest.fixture
 def ws(tmp_path):
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    add_users(ws)
-    add_dataset(ws, "train", n=2)
-    cands = [Sample(instruction=f"Generated question {i}?", output=f"Generated answer {i}.", source="gen")
-             for i in range(1, 6)]
-    curation.stage_candidates(ws, "cands", cands, user="cora", message="generated")
+    ws = with_candidates(tmp_path / "ws", 5)
     tasks.open_task(ws, "cora", name="gen", dataset="cands", pool=["ann", "bob"], target_dataset="train")
     for sid, (a, b) in ANSWERS.items():
         annotate.submit(ws, "ann", "gen", sid, a, submit_id=f"a{sid}")

@@ -12,7 +12,7 @@ from datastore import Sample, Store, WorkbenchError
 from datastore import versions as V
 from pipelines import curation
 from pipelines.review import adjudicate, annotate, tasks
-from tests.pipelines.review.helpers import add_dataset, add_users
+from tests.pipelines.review.helpers import with_candidates
 
 
 def _cands(ids):
@@ -27,12 +27,7 @@ def _parents(ws, target="train") -> Counter:
 
 @pytest.fixture
 def ws(tmp_path):
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    add_users(ws)
-    add_dataset(ws, "train", n=2)
-    curation.stage_candidates(ws, "cands", _cands(range(1, 5)), user="cora", message="generated")
-    return ws
+    return with_candidates(tmp_path / "ws", 4)
 
 
 def test_merge_accepted_takes_sample_ids_and_skips_what_was_merged(ws):
