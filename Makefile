@@ -39,17 +39,17 @@ run: model
 
 # Two workers (pytest-xdist), one test file per worker at a time: module fixtures stay in one
 # process, and the long files (20 concurrent annotators, wb demo, training) overlap (they are
-# collected first: tests/conftest.py; --no-loadscopereorder keeps that order, where xdist would put the
+# collected first: tests/conftest.py; --no-loadscope-reorder keeps that order, where xdist would put the
 # files with the most tests first). Tests marked serial (timing bounds such as "answers
 # within 10 s") run afterwards on their own.
 PYTEST_WORKERS ?= 2
 
 test: model browser
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscopereorder -m "not serial"
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not serial"
 	$(BIN)/python -m pytest -q -m serial
 
 test-fast: install
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscopereorder -m "not slow and not browser and not serial"
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow and not browser and not serial"
 	$(BIN)/python -m pytest -q -m "serial and not slow"
 
 demo: model
