@@ -26,6 +26,7 @@ from datastore.samples import rows_to_arrow
 from pipelines.policy import require
 
 from . import containers as C
+from . import reasoning as R
 from .alpaca import AlpacaSchema, resolve_mapping
 from .base import ConversionError, ImportContext, RecordSchema, RowError
 from .messages import MessagesSchema
@@ -75,8 +76,11 @@ def detect_schema(keys: set[str]) -> str:
 
 def parse_file(path: str | Path, *, fmt: str | None = None, mapping: dict[str, str] | None = None,
                merge_same_role: bool = False, source: str | None = None, license: str | None = None,
-               progress: Callable[[int], None] | None = None):
+               progress: Callable[[int], None] | None = None, reasoning_markers: str | None = None):
     """Read and parse a file without touching the store.
+
+    ``reasoning_markers`` (``think``, ``thought`` or ``auto``) moves reasoning written inline
+    at the start of assistant messages into ``reasoning_content`` (:func:`reasoning.extract`).
 
     Returns ``(report, rows, bad)``: the stored rows of good records, and the bad ones as
     ``{"row", "line", "field", "reason", "raw"}``.
@@ -96,7 +100,7 @@ def parse_file(path: str | Path, *, fmt: str | None = None, mapping: dict[str, s
     records = list(C.read_records(path, container))
     return parse_records(records, file=str(path), container=container, schema_name=fmt_schema,
                          mapping=mapping, merge_same_role=merge_same_role, source=source or path.name,
-                         license=license, progress=progress)
+                         license=license, progress=progress, reasoning_markers=reasoning_markers)
 
 
 def _surrogate_field(value) -> str | None:
@@ -112,8 +116,9 @@ def _surrogate_field(value) -> str | None:
 def parse_records(records: list, *, file: str, container: str, schema_name: str | None = None,
                   mapping: dict[str, str] | None = None, merge_same_role: bool = False,
                   source: str | None = None, license: str | None = None,
-                  progress: Callable[[int], None] | None = None):
+                  progress: Callable[[int], None] | None = None, reasoning_markers: str | None = None):
     """Parse :class:`containers.RawRecord` items; see :func:`parse_file` for the result."""
+    R.check_choice(reasoning_markers, R.IMPORT_CHOICES, "--reasoning-markers")
     if not records:
         raise FormatError("contains 0 records; nothing to import", file=file)
     keys: set[str] = set()
@@ -149,6 +154,8 @@ def parse_records(records: list, *, file: str, container: str, schema_name: str 
             continue
         s = parsed.sample
         s.source, s.source_row, s.license = ctx.source, r.row, license
+        if reasoning_markers and s.kind == "conversation":
+            parsed.warnings += R.extract(s, reasoning_markers)
         try:
             rows.append(s.to_row())
         except UnicodeEncodeError:  # JSON "\\ud83d": a lone surrogate is no Unicode text
@@ -171,7 +178,8 @@ def parse_records(records: list, *, file: str, container: str, schema_name: str 
 def import_file(workspace: str | Path, path: str | Path, dataset: str, *, user: str,
                 fmt: str | None = None, quarantine: bool = False, mapping: dict[str, str] | None = None,
                 merge_same_role: bool = False, license: str | None = None, kind: str = "sft",
-                message: str | None = None, progress: Callable[[int], None] | None = None) -> ImportReport:
+                message: str | None = None, progress: Callable[[int], None] | None = None,
+                reasoning_markers: str | None = None) -> ImportReport:
     """Import a file as a new version of ``dataset`` (created if missing).
 
     The licence is ``license`` when given, else read from the file's dataset card
@@ -195,13 +203,13 @@ def import_file(workspace: str | Path, path: str | Path, dataset: str, *, user: 
     else:
         license, origin, card = licence_from_card(path)
     rep = None
-    if fmt in (None, "alpaca", "jsonl") and not mapping and not merge_same_role:
+    if fmt in (None, "alpaca", "jsonl") and not mapping and not merge_same_role and not reasoning_markers:
         from .fast_alpaca import try_fast_import
         rep = try_fast_import(workspace, Path(path), dataset, user=user, license=license, kind=kind,
                               message=message, report_cls=ImportReport)
     if rep is None:
         parsed = parse_file(path, fmt=fmt, mapping=mapping, merge_same_role=merge_same_role,
-                            license=license, progress=progress)
+                            license=license, progress=progress, reasoning_markers=reasoning_markers)
         rep = commit_parsed(workspace, parsed, dataset, user=user, quarantine=quarantine, kind=kind,
                             message=message or f"import {Path(path).name}")
     rep.license, rep.license_origin = license, origin
@@ -266,11 +274,15 @@ def commit_parsed(workspace: str | Path, parsed, dataset: str, *, user: str, qua
     return rep
 
 
-def to_records(samples, fmt: str) -> list[dict]:
+def to_records(samples, fmt: str, *, reasoning: str = "keep") -> list[dict]:
     """Dump samples as records of schema ``fmt``, or of each sample's own schema when
-    ``fmt`` is a container (csv, parquet, hf)."""
+    ``fmt`` is a container (csv, parquet, hf). ``reasoning="inline"`` writes each message's
+    ``reasoning_content`` inline between its markers (:func:`reasoning.inline`)."""
+    R.check_choice(reasoning, R.EXPORT_CHOICES, "--reasoning")
     out = []
     for s in samples:
+        if reasoning == "inline":
+            s = R.inline(s)
         if fmt == "csv" and s.kind == "conversation":
             raise WorkbenchError(f"sample #{s.sample_id} is a conversation: CSV holds instruction samples; "
                                  "export conversations as sharegpt, messages, parquet or hf")
@@ -279,29 +291,33 @@ def to_records(samples, fmt: str) -> list[dict]:
         try:
             out.append(SCHEMAS[name]().dump(s))
         except ConversionError as e:
+            others = ", ".join(f for f in ("sharegpt", "messages", "parquet", "hf") if f != name)
             raise WorkbenchError(f"sample #{s.sample_id} cannot be written as {name} without losing data: {e}; "
-                                 "export it as sharegpt, messages, parquet or hf") from None
+                                 f"export it as {others}") from None
     return out
 
 
 def export_dataset_object(workspace: str | Path, dataset: str, version: str | int | None = None,
-                          fmt: str = "alpaca"):
+                          fmt: str = "alpaca", *, reasoning: str = "keep"):
     """One version as a ``datasets.Dataset`` of records in schema ``fmt`` (Python API)."""
     from datasets import Dataset
     with Store(workspace) as st:
         samples = list(V.iter_samples(st, V.resolve(st, dataset, version)))
-    return Dataset.from_list(to_records(samples, fmt))
+    return Dataset.from_list(to_records(samples, fmt, reasoning=reasoning))
 
 
 def export_version(workspace: str | Path, dataset: str, version: str | int | None, fmt: str,
-                   out: str | Path, *, card: bool = True) -> dict:
+                   out: str | Path, *, card: bool = True, reasoning: str = "keep") -> dict:
     """Write one version to ``out``. Returns ``{"path", "records", "version", "content_hash",
     "licences", "licence_warnings", "card"}``: the version's licence list (as in its card)
     and, with ``card``, the dataset card written beside the data
     (:func:`pipelines.curate.cards.card_path_beside`).
 
+    ``reasoning``: ``keep`` (the ``reasoning_content`` key) or ``inline`` (see :func:`to_records`).
+
     Raises:
-        WorkbenchError: unknown format. NotFound: unknown dataset or version.
+        WorkbenchError: unknown format; a sample the format cannot hold without loss (its id,
+            message index and field). NotFound: unknown dataset or version.
     """
     if fmt not in EXPORT_FORMATS:
         raise WorkbenchError(f"unknown export format '{fmt}'; choose from {', '.join(EXPORT_FORMATS)}")
@@ -312,7 +328,7 @@ def export_version(workspace: str | Path, dataset: str, version: str | int | Non
         v = V.resolve(st, dataset, version)
         samples = list(V.iter_samples(st, v))
         licences = licence_list(G.licence_counts(st, v))
-    records = to_records(samples, fmt)
+    records = to_records(samples, fmt, reasoning=reasoning)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
     if fmt in SCHEMAS:

@@ -3,6 +3,10 @@
 The format of OpenAI fine-tuning files and trl's conversational datasets. Messages are
 kept as they come (extra keys such as ``name``, ``tool_calls`` or ``weight`` stay on the
 message); ``content`` may be text, null (an assistant tool call) or a list of parts.
+
+Export writes every message whole and every record-level field of the sample's ``extra``
+beside ``messages`` (``tools`` as a list, as OpenAI's fine-tuning files and trl's
+``SFTTrainer`` read it), whatever format the sample was imported from.
 """
 from __future__ import annotations
 
@@ -58,4 +62,4 @@ class MessagesSchema(RecordSchema):
         else:
             msgs = s.turns()
         keys = lay.get("keys", []) if same else ["messages"]
-        return ordered_record(keys, {"messages": msgs}, s.extra if same else None)
+        return ordered_record(keys, {"messages": msgs}, s.extra)
