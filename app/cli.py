@@ -77,6 +77,10 @@ def import_(path: Path = typer.Argument(..., help="File or Hugging Face datasets
             license: Optional[str] = typer.Option(None, "--license", help="Licence of the file (SPDX id), kept per sample."),
             staging: bool = typer.Option(False, "--staging", help="Create the dataset as a staging dataset."),
             message: Optional[str] = typer.Option(None, "--message", "-m"),
+            reasoning_markers: Optional[str] = typer.Option(
+                None, "--reasoning-markers",
+                help="think|thought|auto: move reasoning written inline at the start of assistant turns "
+                     "(<think>...</think>, <|begin_of_thought|>...<|end_of_thought|>) into reasoning_content."),
             as_json: bool = typer.Option(False, "--json")):
     """Import a file as a new version of DATASET (atomic unless --quarantine)."""
     from pipelines.formats import import_file
@@ -93,7 +97,7 @@ def import_(path: Path = typer.Argument(..., help="File or Hugging Face datasets
         rep = import_file(state.workspace, path, dataset, user=_user(), fmt=format, quarantine=quarantine,
                           mapping=mapping, merge_same_role=merge_same_role, license=license,
                           kind="staging" if staging else "sft", message=message,
-                          progress=lambda i: prog.update(task, completed=i))
+                          progress=lambda i: prog.update(task, completed=i), reasoning_markers=reasoning_markers)
     if as_json:
         return _json(rep.as_dict())
     out.print(f"imported {rep.imported} samples into [bold]{dataset}[/] v{rep.version} "
@@ -110,12 +114,15 @@ def export(dataset: str = typer.Option(..., "--dataset", "-d"),
            version: Optional[str] = typer.Option(None, "--version", "-v", help="Number, tag or id (default: head)."),
            format: str = typer.Option(..., "--format", "-f", help="alpaca|sharegpt|messages|self-instruct|csv|parquet|hf"),
            out_path: Path = typer.Option(..., "--out", "-o"),
+           reasoning: str = typer.Option("keep", "--reasoning",
+                                         help="keep|inline: keep reasoning_content as a field, or write it "
+                                              "inline between its markers (as imported, else <think>...</think>)."),
            as_json: bool = typer.Option(False, "--json")):
     """Export one version of a dataset."""
     from pipelines.formats import export_version
     with _progress() as prog:
         prog.add_task(f"exporting {dataset}", total=None)
-        res = export_version(state.workspace, dataset, version, format, out_path)
+        res = export_version(state.workspace, dataset, version, format, out_path, reasoning=reasoning)
     if as_json:
         return _json(res)
     out.print(f"wrote {res['records']} records of {dataset} v{res['version']} to {res['path']}")
