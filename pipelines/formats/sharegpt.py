@@ -33,6 +33,8 @@ LLaMA-Factory would write differently (it writes ``json.dumps(arguments,
 ensure_ascii=False)``), ``reasoning_content`` or ``thinking`` (write it inline with the
 reasoning export option), and roles ShareGPT has no name for. Other message keys are
 written on the turn, as FastChat and axolotl files carry them, and come back on import.
+``tool_calls``, ``tool_call_id`` and reasoning keys that are null or empty (as a Parquet or
+``datasets`` round trip fills them in) hold nothing and are not written.
 """
 from __future__ import annotations
 
@@ -180,6 +182,7 @@ class ShareGPTSchema(RecordSchema):
         if froms is not None and len(froms) != len(msgs):
             froms = None
         styles = lay.get("json", {}) if froms else {}
+        tools_style = lay.get("json", {}).get("tools", "a") if same else "a"
         lists = set(lay.get("call_lists", [])) if froms else set()
         conv, pending, n_calls = [], [], 0
         for i, m in enumerate(msgs):
@@ -187,13 +190,16 @@ class ShareGPTSchema(RecordSchema):
                 raise ConversionError(f"message {i}, field '{field}': {why}")
             role, calls = m.get("role"), m.get("tool_calls")
             for k in REASONING_KEYS:
-                if k in m:
+                if m.get(k) is not None:
                     refuse(k, "ShareGPT has no field for reasoning; export with the reasoning written "
                               "inline (wb export --reasoning inline) or as messages")
             if role not in FROM_OF:
                 refuse("role", f"ShareGPT has no role name for {role!r}")
-            extras = {k: v for k, v in m.items() if k not in ("role", "content", "tool_calls", "tool_call_id")}
+            extras = {k: v for k, v in m.items()
+                      if k not in ("role", "content", "tool_calls", "tool_call_id", *REASONING_KEYS)}
             if calls:
+                if m.get("content") == "":
+                    refuse("content", "empty text beside tool calls would read back as null")
                 if m.get("content") is not None:
                     refuse("content", "ShareGPT holds text and tool calls in separate turns; this turn has both")
                 fns = []
@@ -206,8 +212,6 @@ class ShareGPTSchema(RecordSchema):
                 who = froms[i] if froms and froms[i].lower() == CALL_FROM else CALL_FROM
                 conv.append({"from": who, "value": json.dumps(obj, **JSON_STYLES[styles.get(str(i), "a")]), **extras})
                 continue
-            if "tool_calls" in m:
-                refuse("tool_calls", "an empty tool_calls list does not come back from ShareGPT")
             want = pending.pop(0) if role == "tool" and pending else None
             if m.get("tool_call_id") != want:
                 refuse("tool_call_id", f"ShareGPT links a tool result to a call by order only; "
@@ -215,8 +219,7 @@ class ShareGPTSchema(RecordSchema):
             c = m.get("content")
             if not isinstance(c, str):
                 what = "a list of content parts" if isinstance(c, list) else type(c).__name__
-                refuse("content", f"a ShareGPT value is text; this content is {what} "
-                                  "(export as messages, parquet or hf)")
+                refuse("content", f"a ShareGPT value is text; this content is {what}")
             who = froms[i] if froms and ROLE_OF[froms[i].lower()] == role else FROM_OF[role]
             conv.append({"from": who, "value": c, **extras})
         values: dict = {self.conv_key: conv}
@@ -226,7 +229,7 @@ class ShareGPTSchema(RecordSchema):
             values["system"] = None
         extra = dict(s.extra or {}) if (same or s.kind == "conversation") else {}
         if isinstance(extra.get("tools"), list):
-            extra["tools"] = json.dumps(extra["tools"], **JSON_STYLES[styles.get("tools", "a")]) \
+            extra["tools"] = json.dumps(extra["tools"], **JSON_STYLES[tools_style]) \
                 if lay.get("tools_as_string") or not same else extra["tools"]
         keys = lay.get("keys", []) if same else [self.conv_key]
         return ordered_record(keys, values, extra)

@@ -110,6 +110,7 @@ CALL = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments
      "list of content parts"),
     ({"role": "assistant", "content": None}, "content", "NoneType"),
     ({"role": "assistant", "content": "let me look", "tool_calls": [CALL]}, "content", "both"),
+    ({"role": "assistant", "content": "", "tool_calls": [CALL]}, "content", "would read back as null"),
     ({"role": "assistant", "tool_calls": [{**CALL, "id": "abc"}]}, "tool_calls[0].id", "'abc'"),
     ({"role": "assistant", "tool_calls": [{**CALL, "function": {"name": "f", "arguments": "{'q': 1}"}}]},
      "tool_calls[0].function.arguments", "json.dumps"),
@@ -182,3 +183,12 @@ def test_zava_call_ids_are_refused_by_sharegpt_and_kept_by_messages(tmp_workspac
     assert first_call["id"] == "call_4e3412ec4c0840a5a1631bdd"
     with pytest.raises(WorkbenchError, match=r"sample #1 .* field 'tool_calls\[0\]\.id': ShareGPT holds no call ids"):
         export_version(tmp_workspace, "z", None, "sharegpt", tmp_path / "z.json")
+
+
+def test_null_tool_and_reasoning_keys_hold_nothing_and_are_not_written(tmp_workspace, tmp_path):
+    filled = {"tool_calls": None, "tool_call_id": None, "reasoning_content": None}   # as Parquet fills them in
+    rec = {"messages": [{"role": "user", "content": "q", **filled}, {"role": "assistant", "content": "a", **filled}]}
+    import_file(tmp_workspace, _write_messages(tmp_path, [rec]), "m", user="t")
+    export_version(tmp_workspace, "m", None, "sharegpt", tmp_path / "o.json")
+    assert json.loads((tmp_path / "o.json").read_text()) == [
+        {"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}]
