@@ -116,7 +116,13 @@ class Sample:
         return cls(**d)
 
     def turns(self) -> list[dict]:
-        """The sample as a list of ``{"role", "content"}`` turns (system first if any).
+        """The sample as a list of message dicts (system first if any), each a copy.
+
+        Conversations give their stored messages whole (``role``, ``content``, ``tool_calls``,
+        ``tool_call_id``, ``name``, ``reasoning_content`` and every other key, as imported),
+        preceded by ``{"role": "system", "content": system}`` when the ``system`` column holds
+        text (not None, not ``""``) and the messages do not already open with a system message (a ShareGPT file's
+        ``system`` column is its conversation's system prompt, as LLaMA-Factory reads it).
 
         Instruction samples give system, history pairs, then the user turn
         (instruction, plus the input after a blank line when the input is not blank) and
@@ -124,7 +130,11 @@ class Sample:
         or only whitespace: all four mean "no input".
         """
         if self.kind in MESSAGE_KINDS:
-            return [{"role": m.get("role"), "content": m.get("content")} for m in (self.messages or [])]
+            msgs = [dict(m) if isinstance(m, dict) else m for m in (self.messages or [])]
+            opens_with_system = bool(msgs) and isinstance(msgs[0], dict) and msgs[0].get("role") == "system"
+            if self.system and not opens_with_system:
+                msgs.insert(0, {"role": "system", "content": self.system})
+            return msgs
         out = []
         if self.system:
             out.append({"role": "system", "content": self.system})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from contextlib import contextmanager
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -24,6 +25,7 @@ import numpy as np
 
 from datastore.errors import WorkbenchError
 from pipelines.render.fast_bpe import fast_encoder, literal_alternation
+from pipelines.render.inputs import TemplateInput, TemplateInputError, explain_render_error, template_input
 from pipelines.render.templates import (
     GEN_CLOSE,
     GEN_OPEN,
@@ -48,11 +50,12 @@ from pipelines.render.templates import (
 )
 
 __all__ = [
-    "EmptyLossMask", "Template", "TemplateRenderError", "TemplateSecurityError", "add_template",
+    "EmptyLossMask", "Template", "TemplateInput", "TemplateInputError", "TemplateRenderError",
+    "TemplateSecurityError", "add_template",
     "assistant_char_spans", "check_template_source", "control_strings_in", "encode_conversations",
     "get_template", "list_templates", "pinned_clock", "render_chat", "render_chat_text", "render_instruction",
     "render_sample", "render_with_mask", "template_control_tokens", "template_from_file", "template_from_text",
-    "template_from_tokenizer", "template_info", "templates_root",
+    "template_from_tokenizer", "template_info", "template_input", "templates_root",
 ]
 
 INSTRUCTION_FIELDS = ("system", "instruction", "input", "output")
@@ -75,31 +78,69 @@ def template_info(name: str | Template) -> dict:
     return _resolve(name).info()
 
 
-def render_chat(messages: list[dict], template: str | Template = "chatml", add_generation_prompt: bool = False,
-                **extra: Any) -> str:
+def _input(messages, tpl: Template, tokenizer, add_generation_prompt: bool | None,
+           extra: dict) -> tuple[TemplateInput, dict]:
+    """``(input, variables)`` for one render: ``messages`` as :func:`template_input` builds
+    them (a :class:`TemplateInput` keeps its tools, documents and generation flag unless
+    ``add_generation_prompt`` is given), its variables (special tokens of the tokenizer and
+    the template, tools, documents), then the caller's ``extra``."""
+    if isinstance(messages, TemplateInput):
+        agp = messages.add_generation_prompt if add_generation_prompt is None else add_generation_prompt
+    else:
+        agp = bool(add_generation_prompt)
+    inp = template_input(messages, tpl, tokenizer=tokenizer, add_generation_prompt=agp)
+    return inp, {**inp.variables(), **extra}
+
+
+@contextmanager
+def _explained(inp: TemplateInput, name: str):
+    """Re-raise a render failure caused by the input's shape (content given as typed parts to
+    a text template) as a :class:`TemplateInputError` naming sample, message and field."""
+    try:
+        yield
+    except TemplateRenderError as e:
+        better = explain_render_error(e, inp, name)
+        if better is e:
+            raise
+        raise better from e
+
+
+def render_chat(messages: TemplateInput | list[dict], template: str | Template = "chatml",
+                add_generation_prompt: bool | None = None, **extra: Any) -> str:
     """Render a conversation with a chat template.
 
     Args:
-        messages: ``[{"role": "system"|"user"|"assistant"|"tool", "content": str, ...}]``.
+        messages: a :class:`TemplateInput` (from :func:`template_input`), or its ``messages``
+            (``[{"role": "system"|"user"|"assistant"|"tool", "content": ..., ...}]``).
         template: a registered chat template name, or a :class:`Template`.
-        add_generation_prompt: append the opening of an assistant turn (for generation).
-        extra: more template variables (``bos_token``, ``tools``, ...).
+        add_generation_prompt: append the opening of an assistant turn (for generation); None:
+            the input's own flag (False for a list).
+        extra: more template variables (``tools``, ...), after the input's own and the
+            special tokens (the template's declared ones when no tokenizer is involved).
     Returns:
         The rendered text (equal to ``apply_chat_template(tokenize=False)`` with this template).
+    Raises:
+        TemplateInputError: the input's shape fails the template (names sample, message, field).
+        TemplateRenderError / TemplateSecurityError.
     """
     tpl = _resolve(template)
-    return render_chat_text(tpl.text, messages, add_generation_prompt=add_generation_prompt,
-                            name=tpl.name, **extra)[0]
+    inp, ctx = _input(messages, tpl, None, add_generation_prompt, extra)
+    with _explained(inp, tpl.name):
+        return render_chat_text(tpl.text, inp.messages, add_generation_prompt=inp.add_generation_prompt,
+                                name=tpl.name, **ctx)[0]
 
 
-def assistant_char_spans(messages: list[dict], template: str | Template = "chatml",
-                         add_generation_prompt: bool = False, **extra: Any) -> tuple[str, list[tuple[int, int]]]:
-    """Render and return ``(text, spans)``: ``spans`` are the ``[start, end)`` character ranges
-    of the template's ``{% generation %}`` blocks (assistant content plus its end marker for
-    ChatML). Empty when the template has no such block or there is no assistant turn."""
+def assistant_char_spans(messages: TemplateInput | list[dict], template: str | Template = "chatml",
+                         add_generation_prompt: bool | None = None, **extra: Any) -> tuple[str, list[tuple[int, int]]]:
+    """Render as :func:`render_chat` and return ``(text, spans)``: ``spans`` are the
+    ``[start, end)`` character ranges of the template's ``{% generation %}`` blocks (assistant
+    content plus its end marker for ChatML). Empty when the template has no such block or
+    there is no assistant turn."""
     tpl = _resolve(template)
-    return render_chat_text(tpl.text, messages, add_generation_prompt=add_generation_prompt,
-                            name=tpl.name, track=True, **extra)
+    inp, ctx = _input(messages, tpl, None, add_generation_prompt, extra)
+    with _explained(inp, tpl.name):
+        return render_chat_text(tpl.text, inp.messages, add_generation_prompt=inp.add_generation_prompt,
+                                name=tpl.name, track=True, **ctx)
 
 
 def render_instruction(fields: dict, template: str | Template = "alpaca", *,
@@ -118,17 +159,22 @@ def render_instruction(fields: dict, template: str | Template = "alpaca", *,
     return (text, spans) if with_spans else text
 
 
-def render_sample(sample, template: str | Template = "chatml", add_generation_prompt: bool = False) -> str:
-    """Render a :class:`datastore.samples.Sample` with a chat template (its ``turns()``) or an
-    instruction template (its fields; conversations are refused by instruction templates)."""
+def render_sample(sample, template: str | Template = "chatml", add_generation_prompt: bool = False, *,
+                  tokenizer=None) -> str:
+    """Render a :class:`datastore.samples.Sample` with a chat template (its
+    :func:`template_input`: messages whole, system, tools, documents, the special tokens of
+    ``tokenizer`` and of the template) or an instruction template (its fields and the special
+    tokens; conversations are refused by instruction templates)."""
     tpl = _resolve(template)
+    inp = template_input(sample, tpl, tokenizer=tokenizer, add_generation_prompt=add_generation_prompt)
     if tpl.kind == "instruction":
-        if sample.kind == "conversation":
+        if sample.kind != "instruction":
             raise TemplateRenderError(f"template '{tpl.name}' renders instruction samples, not conversations",
                                       template=tpl.name)
         fields = {k: getattr(sample, k) for k in INSTRUCTION_FIELDS if getattr(sample, k) is not None}
+        fields.update({k: v for k, v in inp.special_tokens.items() if k not in fields})
         return render_instruction(fields, tpl)
-    return render_chat(sample.turns(), tpl, add_generation_prompt=add_generation_prompt)
+    return render_chat(inp, tpl)
 
 
 # --------------------------------------------------------------------------- tokenized masks
@@ -267,15 +313,6 @@ def _content_pieces(render, messages: list[dict], text: str, name: str) -> list[
     return pieces
 
 
-def _context(tokenizer, tpl: Template, extra: dict) -> dict:
-    """Template variables as ``apply_chat_template`` passes them: the tokenizer's special
-    tokens, then the template's declared ones (its header), then the caller's."""
-    ctx = dict(tokenizer.special_tokens_map) if tokenizer is not None else {}
-    ctx.update(tpl.special_tokens_map)
-    ctx.update(extra)
-    return ctx
-
-
 def _prefix_spans(tpl: Template, messages: list[dict], text: str, ctx: dict) -> list[tuple[int, int]]:
     """Assistant spans of a template without generation markers: for each assistant turn,
     the text the conversation gains from the prompt before it (rendered with the generation
@@ -409,8 +446,8 @@ def _encode_safe(tokenizer, tpl: Template, messages: list[dict], text: str, span
     return ids, _labels(ids, None, spans, offsets)
 
 
-def render_with_mask(tokenizer, messages: list[dict], template: str | Template = "chatml", *,
-                     add_generation_prompt: bool = False, require_loss: bool | None = None,
+def render_with_mask(tokenizer, messages: TemplateInput | list[dict], template: str | Template = "chatml", *,
+                     add_generation_prompt: bool | None = None, require_loss: bool | None = None,
                      **extra: Any) -> tuple[list[int], list[int]]:
     """Render and tokenize a conversation for training: ``(input_ids, labels)``.
 
@@ -421,8 +458,10 @@ def render_with_mask(tokenizer, messages: list[dict], template: str | Template =
     take one user turn as ``instruction`` and the assistant turn as ``output``, followed by the
     tokenizer's ``eos_token``. No BOS/EOS is added beyond what the template writes (no doubled BOS).
 
-    Template variables are the tokenizer's special tokens, then the template's declared ones,
-    then ``extra``. When no message contains an added token's text, the ids are exactly
+    ``messages`` is a :class:`TemplateInput` (its generation flag is used unless
+    ``add_generation_prompt`` is given) or its ``messages``. Template variables are what
+    :func:`template_input` gives (the tokenizer's special tokens, then the template's declared
+    ones, tools, documents), then ``extra``. When no message contains an added token's text, the ids are exactly
     ``tokenizer(text, add_special_tokens=False)`` (= ``apply_chat_template(tokenize=True)``);
     otherwise such text inside message content is tokenized as plain text
     (``split_special_tokens=True``), never as control ids. Not truncated.
@@ -433,8 +472,10 @@ def render_with_mask(tokenizer, messages: list[dict], template: str | Template =
         TemplateRenderError / TemplateSecurityError.
     """
     tpl = _resolve(template)
-    ctx = _context(tokenizer, tpl, extra)
-    text, spans = _render_spans(tpl, messages, ctx, add_generation_prompt)
+    inp, ctx = _input(messages, tpl, tokenizer, add_generation_prompt, extra)
+    messages, add_generation_prompt = inp.messages, inp.add_generation_prompt
+    with _explained(inp, tpl.name):
+        text, spans = _render_spans(tpl, messages, ctx, add_generation_prompt)
     rx = _added_regex(tokenizer)
     if _has_control(messages, rx):
         ids, labels = _encode_safe(tokenizer, tpl, messages, text, spans, ctx, add_generation_prompt, rx)
@@ -529,7 +570,8 @@ def _idle_workers(cpus: int) -> int:
     return max(0, min(cpus - 1, int(idle)))
 
 
-def encode_conversations(tokenizer, conversations: list[list[dict]], template: str | Template = "chatml", *,
+def encode_conversations(tokenizer, conversations: list[TemplateInput | list[dict]],
+                         template: str | Template = "chatml", *,
                          require_loss: bool | None = True, batch_size: int = 1024,
                          **extra: Any) -> list[tuple[list[int], list[int]]]:
     """:func:`render_with_mask` over many conversations, fast: the template is compiled once,
@@ -546,11 +588,19 @@ def encode_conversations(tokenizer, conversations: list[list[dict]], template: s
     tokenizers, templates without markers, a text it refuses) goes through the HF tokenizer in
     batches of ``batch_size``, with the same results.
 
+    Each conversation is a :class:`TemplateInput` or its ``messages``; those whose tools or
+    documents differ from the first conversation's render one by one (:func:`render_with_mask`).
+
     Raises:
         EmptyLossMask (with the conversation's index in the message) unless ``require_loss=False``.
+        TemplateInputError: a conversation's shape fails the template.
     """
     tpl = _resolve(template)
-    ctx = _context(tokenizer, tpl, extra)
+    inputs = [_input(c, tpl, tokenizer, False, {})[0] for c in conversations]
+    ctx = {**(inputs[0].variables() if inputs else template_input([], tpl, tokenizer=tokenizer).variables()),
+           **extra}
+    own = {i for i, inp in enumerate(inputs) if {**inp.variables(), **extra} != ctx}
+    conversations = [inp.messages for inp in inputs]
     rx = _added_regex(tokenizer)
     out: list = [None] * len(conversations)
     fe = None
@@ -611,6 +661,9 @@ def encode_conversations(tokenizer, conversations: list[list[dict]], template: s
     chunk: list[tuple[int, str, list]] = []
     try:
         for i, messages in enumerate(conversations):
+            if own and i in own:
+                out[i] = render_with_mask(tokenizer, inputs[i], tpl, require_loss=False, **extra)
+                continue
             found = _scan(messages, scan_rx)  # None, or "control" / "marker" (GEN_OPEN/GEN_CLOSE)
             r = marked(messages, mctx) if marked is not None and found != "marker" else None
             if r is None:
@@ -635,6 +688,11 @@ def encode_conversations(tokenizer, conversations: list[list[dict]], template: s
             tasks.append((chunk, submit([(m[1], m[4]) for m in chunk])))
         while tasks:
             take(tasks.popleft())
+    except TemplateRenderError as e:
+        better = explain_render_error(e, inputs[i], tpl.name)
+        if better is e:
+            raise
+        raise better from e
     finally:
         if executor is not None:
             executor.shutdown(cancel_futures=True)

@@ -17,11 +17,20 @@ Where a sample keeps its conversation-level fields: the system prompt in the ``s
 column (written as a first ``system`` message unless the messages already open with one),
 ``tools`` and ``documents`` in ``extra`` (a JSON string, as LLaMA-Factory's ShareGPT ``tools``
 column holds it, is parsed here).
+
+Reasoning is read from ``reasoning_content``, or from ``thinking`` when that is the key the
+source used (copied to ``reasoning_content``; both keys are kept), as transformers 5 aliases
+them. Content given as a list of typed parts (``[{"type": "text", "text": ...}]``) is passed
+to the template unchanged, as ``apply_chat_template`` passes it: a template that concatenates
+``message['content']`` as text then fails exactly where transformers fails, and
+:func:`explain_render_error` turns that failure into an error naming the sample, the message
+index and the field. Image, audio and video parts are refused up front for a template whose
+text never mentions that kind (it renders text only), instead of being dropped.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from datastore.errors import WorkbenchError
@@ -30,6 +39,21 @@ from datastore.errors import WorkbenchError
 class TemplateInputError(WorkbenchError):
     """A sample cannot be turned into a template's input; the message names the sample id,
     the message index and the field."""
+
+
+#: Content-part ``type`` values that carry media rather than text (OpenAI chat format:
+#: ``image_url``, ``input_audio``; transformers processors: ``image``, ``audio``, ``video``),
+#: and the word a template's text must contain to render that kind.
+MEDIA_PARTS = {"image": "image", "image_url": "image", "input_image": "image",
+               "audio": "audio", "input_audio": "audio", "video": "video", "video_url": "video"}
+
+
+_ARTICLE = {"image": "an image", "audio": "audio", "video": "a video"}
+
+
+def _where(sample_id, index: int | None = None) -> str:
+    head = f"sample {sample_id}" if sample_id is not None else "conversation"
+    return head if index is None else f"{head} message {index}"
 
 
 @dataclass(frozen=True)
@@ -63,6 +87,22 @@ class TemplateInput:
             out["documents"] = self.documents
         return out
 
+    def prefix(self, n: int, add_generation_prompt: bool = True) -> "TemplateInput":
+        """The same input cut to its first ``n`` messages (a prompt: by default with the
+        generation prompt, as served before the assistant turn at index ``n``)."""
+        return replace(self, messages=self.messages[:n], add_generation_prompt=add_generation_prompt)
+
+    def with_contents(self, contents: list) -> "TemplateInput":
+        """The same input with message ``i``'s ``content`` replaced by ``contents[i]`` (the
+        renderer's way to find which characters of a render came from which message)."""
+        if len(contents) != len(self.messages):
+            raise ValueError(f"{len(contents)} contents for {len(self.messages)} messages")
+        return replace(self, messages=[{**m, "content": c} for m, c in zip(self.messages, contents)])
+
+    def roles(self) -> list:
+        """``role`` of each message, in order."""
+        return [m.get("role") for m in self.messages]
+
 
 def _decoded(value, what: str, sample_id) -> list | None:
     if value is None:
@@ -73,19 +113,48 @@ def _decoded(value, what: str, sample_id) -> list | None:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as e:
-            raise TemplateInputError(f"sample {sample_id}: field '{what}' is not valid JSON: {e.msg} "
+            raise TemplateInputError(f"{_where(sample_id)}: field '{what}' is not valid JSON: {e.msg} "
                                      f"at character {e.pos}") from None
     if not isinstance(value, list):
-        raise TemplateInputError(f"sample {sample_id}: field '{what}' must be a list, got {type(value).__name__}")
+        raise TemplateInputError(f"{_where(sample_id)}: field '{what}' must be a list, got {type(value).__name__}")
     return value
 
 
 def special_tokens_for(template=None, tokenizer=None) -> dict[str, str]:
     """The special tokens a template receives: the tokenizer's ``special_tokens_map`` (string
-    values), then those the template's header declares (``tokens: bos_token=...``)."""
+    values, as ``apply_chat_template`` passes them), then those the template's header declares
+    (``tokens: bos_token=... eos_token=...``), which win: a registered template names the tokens
+    of the model it was written for, and with no tokenizer they are all it gets."""
     out = {k: v for k, v in (tokenizer.special_tokens_map if tokenizer is not None else {}).items()
            if isinstance(v, str)}
     out.update(getattr(template, "special_tokens_map", None) or {})
+    return out
+
+
+def _media_kind(part) -> str | None:
+    return MEDIA_PARTS.get(part.get("type")) if isinstance(part, dict) else None
+
+
+def _checked_message(m, i: int, sample_id, template) -> dict:
+    """A copy of message ``i`` with reasoning read from ``thinking``; refuses what no template
+    can take (not an object, no role) and media parts a text-only template would drop."""
+    if not isinstance(m, dict):
+        raise TemplateInputError(f"{_where(sample_id, i)}: a message must be an object with 'role' and "
+                                 f"'content', got {type(m).__name__}")
+    if not isinstance(m.get("role"), str):
+        raise TemplateInputError(f"{_where(sample_id, i)}: field 'role' is missing or not text")
+    out = dict(m)
+    if out.get("reasoning_content") is None and out.get("thinking") is not None:
+        out["reasoning_content"] = out["thinking"]
+    content = out.get("content")
+    if isinstance(content, list) and template is not None:
+        text = getattr(template, "text", "") or ""
+        for k, part in enumerate(content):
+            kind = _media_kind(part)
+            if kind is not None and kind not in text:
+                raise TemplateInputError(
+                    f"{_where(sample_id, i)}: content part {k} is {_ARTICLE[kind]} ('{part.get('type')}'); "
+                    f"template '{getattr(template, 'name', 'custom')}' renders text only")
     return out
 
 
@@ -93,35 +162,63 @@ def sample_messages(sample) -> list[dict]:
     """A stored sample's messages, whole: conversations as stored with the ``system`` column
     first; instruction samples as system, history pairs, the user turn and the answer
     (:meth:`datastore.samples.Sample.turns`)."""
-    msgs = [dict(m) for m in sample.turns()]
-    return msgs
+    return sample.turns()
 
 
 def template_input(source, template=None, *, tokenizer=None, add_generation_prompt: bool = False,
-                   tools: list | None = None, documents: list | None = None) -> TemplateInput:
+                   tools: list | None = None, documents: list | None = None,
+                   sample_id: int | None = None) -> TemplateInput:
     """Build a template's input from a sample or from messages.
 
     Args:
         source: a :class:`datastore.samples.Sample`, a list of message dicts, or a
             :class:`TemplateInput` (returned with the generation flag and tokens updated).
-        template: the :class:`pipelines.render.Template` (or None: no declared tokens).
+        template: the :class:`pipelines.render.Template` (or None: no declared tokens, no
+            check of media parts, as when a server renders with its own template).
         tokenizer: a Hugging Face tokenizer whose special tokens the template sees, or None.
         add_generation_prompt: end with the opening of an assistant turn.
         tools, documents: override the sample's own (for ad-hoc messages).
+        sample_id: names ad-hoc messages in errors (a Sample names itself).
     Returns:
-        A :class:`TemplateInput`.
+        A :class:`TemplateInput` whose messages are copies (the source is never changed).
     Raises:
-        TemplateInputError: ``tools`` or ``documents`` stored as text that is not a JSON list.
+        TemplateInputError: ``tools`` or ``documents`` stored as text that is not a JSON list;
+        a message that is not an object or has no role; an image, audio or video content part
+        for a template whose text never mentions that kind. Each names the sample id and,
+        for a message, its index.
     """
     tokens = special_tokens_for(template, tokenizer)
     if isinstance(source, TemplateInput):
-        return TemplateInput(source.messages, tools if tools is not None else source.tools,
+        sid = source.sample_id if sample_id is None else sample_id
+        msgs = [_checked_message(m, i, sid, template) for i, m in enumerate(source.messages)]
+        return TemplateInput(msgs, tools if tools is not None else source.tools,
                              documents if documents is not None else source.documents,
-                             {**source.special_tokens, **tokens}, add_generation_prompt, source.sample_id)
-    if isinstance(source, list):
-        return TemplateInput([dict(m) for m in source], tools, documents, tokens, add_generation_prompt)
-    sid = getattr(source, "sample_id", None)
+                             {**source.special_tokens, **tokens}, add_generation_prompt, sid)
+    if isinstance(source, (list, tuple)):
+        msgs = [_checked_message(m, i, sample_id, template) for i, m in enumerate(source)]
+        return TemplateInput(msgs, tools, documents, tokens, add_generation_prompt, sample_id)
+    sid = getattr(source, "sample_id", None) if sample_id is None else sample_id
     extra = getattr(source, "extra", None) or {}
     t = tools if tools is not None else _decoded(extra.get("tools"), "tools", sid)
     d = documents if documents is not None else _decoded(extra.get("documents"), "documents", sid)
-    return TemplateInput(sample_messages(source), t, d, tokens, add_generation_prompt, sid)
+    msgs = [_checked_message(m, i, sid, template) for i, m in enumerate(sample_messages(source))]
+    return TemplateInput(msgs, t, d, tokens, add_generation_prompt, sid)
+
+
+def explain_render_error(err: Exception, inp: TemplateInput, template_name: str) -> Exception:
+    """The error to raise for a failed render of ``inp``: where the template failed on a type
+    (``TypeError`` inside Jinja, e.g. ``'...' + message['content']`` with content given as a
+    list of typed parts, which ``apply_chat_template`` fails on too), a
+    :class:`TemplateInputError` naming the sample id, the first message whose ``content`` is
+    not text and the field; otherwise ``err`` itself."""
+    if not isinstance(getattr(err, "__cause__", None), TypeError) or not isinstance(inp, TemplateInput):
+        return err
+    for i, m in enumerate(inp.messages):
+        c = m.get("content")
+        if c is not None and not isinstance(c, str):
+            what = "a list of typed parts" if isinstance(c, list) else f"a {type(c).__name__}"
+            return TemplateInputError(
+                f"{_where(inp.sample_id, i)}: field 'content' is {what}, and template '{template_name}' "
+                f"writes content as text only ({err.__cause__}); transformers' apply_chat_template fails "
+                "on it the same way. Give the content as text, or use a template that reads typed parts")
+    return err

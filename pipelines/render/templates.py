@@ -44,6 +44,7 @@ from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from datastore.errors import NotFound, WorkbenchError
+from pipelines.render.inputs import TemplateInput
 
 _HEADER = re.compile(r"\{#-?\s*wb-template:(?P<body>.*?)-?#\}", re.S)
 _GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
@@ -520,7 +521,7 @@ def compile_chat(text: str) -> jinja2.Template:
     return _compile(text, False)
 
 
-def render_chat_text(text: str, messages: list[dict], *, add_generation_prompt: bool = False,
+def render_chat_text(text: str, messages, *, add_generation_prompt: bool | None = None,
                      tools: list | None = None, documents: list | None = None, name: str = "<string>",
                      track: bool = False, now: datetime | None = None,
                      **extra: Any) -> tuple[str, list[tuple[int, int]]]:
@@ -531,7 +532,11 @@ def render_chat_text(text: str, messages: list[dict], *, add_generation_prompt: 
     plain JSON data.
 
     Args:
-        text: the Jinja chat template. messages: ``[{"role", "content", ...}]``.
+        text: the Jinja chat template.
+        messages: a :class:`pipelines.render.inputs.TemplateInput` (its messages, tools,
+            documents, special tokens and generation flag; explicit arguments win), or
+            ``[{"role", "content", ...}]``.
+        add_generation_prompt: None: the input's flag (False for a list).
         extra: further template variables (``bos_token``, ``eos_token``, ...).
         track: also return the character spans of ``{% generation %}`` blocks.
         now: pin ``strftime_now`` to this moment (None: the clock).
@@ -541,6 +546,17 @@ def render_chat_text(text: str, messages: list[dict], *, add_generation_prompt: 
         TemplateRenderError (``raise_exception`` keeps the template's own message) /
         TemplateSecurityError.
     """
+    if isinstance(messages, TemplateInput):
+        inp = messages
+        vars_ = inp.variables()
+        tools = tools if tools is not None else vars_.pop("tools", None)
+        documents = documents if documents is not None else vars_.pop("documents", None)
+        vars_.pop("tools", None), vars_.pop("documents", None)
+        extra = {**vars_, **extra}
+        messages = inp.messages
+        if add_generation_prompt is None:
+            add_generation_prompt = inp.add_generation_prompt
+    add_generation_prompt = bool(add_generation_prompt)
     try:
         msgs = prepare_messages(messages)
         ctx = {"messages": msgs, "tools": _plain(tools) if tools is not None else None,
