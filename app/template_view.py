@@ -1,9 +1,9 @@
 """Helpers for the Templates page: a sample rendered through a template, cut into pieces by
 role, its tokens and loss mask, and the HTML that shows them.
 
-What is shown is what training sees: the sample's ``turns()`` through
-``pipelines.render.render_with_mask`` (as ``pipelines/train/sft.py`` calls it), with the
-tokenizer's special tokens as template variables. The ids and labels come from there; this
+What is shown is what training sees: the sample's ``pipelines.render.template_input`` (messages
+whole, system, tools, documents, the tokenizer's and the template's special tokens) through
+``pipelines.render.render_with_mask``, as ``pipelines/train/data.py`` calls it. The ids and labels come from there; this
 module only locates each message's (or field's) text inside the rendered string so the page
 can colour it, underlines the characters of the learned tokens, and turns the result into
 escaped HTML. No SQL, no ``duckdb`` (the app's layer rule).
@@ -29,6 +29,7 @@ from pipelines.render import (
     render_with_mask,
     split_sentinel_text,
     template_from_text,
+    template_input,
 )
 
 # An instruction field is drawn in the colour of the role it plays in a chat.
@@ -120,24 +121,14 @@ def _sentinel_values(values: list) -> tuple[list, list[str], list[int]]:
     return out, contents, idx
 
 
-def _context(tokenizer, tpl: Template) -> dict:
-    """Template variables as ``render_with_mask`` passes them: the tokenizer's special tokens,
-    then the template's declared ones."""
-    ctx = {k: v for k, v in (tokenizer.special_tokens_map if tokenizer is not None else {}).items()
-           if isinstance(v, str)}
-    ctx.update(getattr(tpl, "special_tokens_map", None) or {})
-    return ctx
-
-
-def _instruction_fields(messages: list[dict], name: str) -> tuple[list[str], list]:
-    """An instruction sample's turns as template fields (as the training path maps them:
-    system, the user turn as ``instruction``, the assistant turn as ``output``)."""
-    roles = [m.get("role") for m in messages]
+def _field_names(roles: list, name: str) -> list[str]:
+    """The instruction field each message fills, as the training path maps them (system, the
+    user turn as ``instruction``, the assistant turn as ``output``)."""
     if roles.count("user") != 1 or roles.count("assistant") > 1 or set(roles) - {"system", "user", "assistant"}:
         raise TemplateRenderError(f"template '{name}' renders one instruction and its answer, not a "
                                   f"conversation of roles {roles}", template=name)
     key = {"system": "system", "user": "instruction", "assistant": "output"}
-    return [key[m["role"]] for m in messages], [m.get("content") for m in messages]
+    return [key[r] for r in roles]
 
 
 def _learned_from_tokens(tokenizer, text: str, ids: list[int], labels: list[int]):
@@ -157,9 +148,8 @@ def _learned_from_tokens(tokenizer, text: str, ids: list[int], labels: list[int]
 
 
 def build_view(sample, tpl: Template, tokenizer=None) -> RenderView:
-    """Render ``sample`` through ``tpl`` as training does (its ``turns()`` through
-    :func:`pipelines.render.render_with_mask`, with the tokenizer's special tokens as template
-    variables), locate each role's text, and with a tokenizer add the ids, the labels and a
+    """Render ``sample`` through ``tpl`` as training does (its template input through
+    :func:`pipelines.render.render_with_mask`), locate each role's text, and with a tokenizer add the ids, the labels and a
     note when the sample has nothing to learn.
 
     Raises what ``pipelines.render`` raises (:class:`TemplateRenderError`,
@@ -171,35 +161,32 @@ def build_view(sample, tpl: Template, tokenizer=None) -> RenderView:
                                   "instruction template to render samples", template=tpl.name)
     if tpl.kind == "instruction" and sample.kind == "conversation":
         render_sample(sample, tpl)  # the pipeline's refusal, with its message
-    messages = sample.turns()
-    ctx = _context(tokenizer, tpl)
+    inp = template_input(sample, tpl, tokenizer=tokenizer)
+    messages = inp.messages
     ids: list[int] = []
     labels: list[int] = []
     note = None
     if tokenizer is not None:
         try:
-            ids, labels = render_with_mask(tokenizer, messages, tpl)
+            ids, labels = render_with_mask(tokenizer, inp, tpl)
         except EmptyLossMask as e:
             note = str(e)
-            ids, labels = render_with_mask(tokenizer, messages, tpl, require_loss=False)
+            ids, labels = render_with_mask(tokenizer, inp, tpl, require_loss=False)
 
+    masked_contents, contents, idx = _sentinel_values([m.get("content") for m in messages])
     if tpl.kind == "instruction":
-        names, values = _instruction_fields(messages, tpl.name)
-        fields = {**{k: v for k, v in ctx.items() if k.endswith("_token")}, **dict(zip(names, values))}
-        text, spans = render_instruction(fields, tpl, with_spans=True)
-        masked, contents, idx = _sentinel_values(values)
+        names = _field_names(inp.roles(), tpl.name)
+        text, spans = render_instruction(inp, tpl, with_spans=True)
         labs = [names[i] for i in idx]
         try:
-            stext = render_instruction({**fields, **dict(zip(names, masked))}, tpl)
+            stext = render_instruction(inp.with_contents(masked_contents), tpl)
         except TemplateRenderError:
             stext = ""
     else:
-        text, spans = assistant_char_spans(messages, tpl, **ctx)
-        masked_contents, contents, idx = _sentinel_values([m.get("content") for m in messages])
-        masked = [{**m, "content": c} for m, c in zip(messages, masked_contents)]
+        text, spans = assistant_char_spans(inp, tpl)
         labs = [_label(messages[i].get("role")) for i in idx]
         try:
-            stext = render_chat(masked, tpl, **ctx)
+            stext = render_chat(inp.with_contents(masked_contents), tpl)
         except TemplateRenderError:
             stext = ""
     learned = list(spans)

@@ -332,7 +332,7 @@ def run_preflight(workspace: str | Path, dataset: str, version: str | int | None
         a chat template, or the tokenizer has no chat template while ``serve_template="tokenizer"``.
     """
     from pipelines.filters.override_detector import flag_user_turns
-    from pipelines.render import get_template, render_chat, render_with_mask, template_info
+    from pipelines.render import get_template, render_chat, render_with_mask, template_info, template_input
     from pipelines.render.templates import render_chat_text
 
     cfg = PreflightConfig(dataset=dataset, version=version, train_template=train_template,
@@ -348,6 +348,7 @@ def run_preflight(workspace: str | Path, dataset: str, version: str | int | None
         from pipelines.models import load_tokenizer
         tokenizer = load_tokenizer(cfg.tokenizer_path)
     tok_path = cfg.tokenizer_path or getattr(tokenizer, "name_or_path", "") or "embedded"
+    stpl = None  # the serving template: None for the tokenizer's own (its special tokens only)
     if cfg.serve_template == SERVE_FROM_TOKENIZER:
         serve_text = getattr(tokenizer, "chat_template", None)
         if not isinstance(serve_text, str) or not serve_text:
@@ -365,7 +366,6 @@ def run_preflight(workspace: str | Path, dataset: str, version: str | int | None
 
     bos, eos = tokenizer.bos_token, tokenizer.eos_token
     bos_id, eos_id = tokenizer.bos_token_id, tokenizer.eos_token_id
-    extra = {k: t for k, t in (("bos_token", bos), ("eos_token", eos)) if t is not None}
     errs = set(cfg.error_issues) | ({"over_length"} if cfg.over_length_policy == "fail" else set())
     issues = {n: IssueReport(name=n, description=_DESCRIPTIONS[n], severity="error" if n in errs else "warning")
               for n in ISSUES}
@@ -383,9 +383,10 @@ def run_preflight(workspace: str | Path, dataset: str, version: str | int | None
     dropped: list[int] = []
     for s in samples:
         sid = s.sample_id
-        turns = s.turns()
         try:
-            ids, labels = render_with_mask(tokenizer, turns, tpl, **extra)
+            inp = template_input(s, tpl, tokenizer=tokenizer)
+            turns = inp.messages
+            ids, labels = render_with_mask(tokenizer, inp, tpl)
         except WorkbenchError as e:
             add("render_error", sid, side="train", error=str(e)[:200])
             continue
@@ -406,11 +407,11 @@ def run_preflight(workspace: str | Path, dataset: str, version: str | int | None
 
         k = _last_assistant(turns)
         if k is not None:
-            prefix = turns[:k]
+            prompt = inp.prefix(k)
             try:
-                train_prompt = render_chat(prefix, tpl, add_generation_prompt=True, **extra)
-                serve_prompt = render_chat_text(serve_text, prefix, add_generation_prompt=True,
-                                                name=serve_info["name"], **extra)[0]
+                train_prompt = render_chat(prompt, tpl)
+                serve_prompt = render_chat_text(serve_text, template_input(s, stpl, tokenizer=tokenizer).prefix(k),
+                                                name=serve_info["name"])[0]
             except WorkbenchError as e:
                 add("render_error", sid, side="serve", error=str(e)[:200])
             else:
@@ -439,7 +440,7 @@ def run_preflight(workspace: str | Path, dataset: str, version: str | int | None
                 if all(x == -100 for x in labels[:cfg.max_length_tokens]) and loss:
                     add("empty_after_truncation", sid, tokens=len(ids), first_loss_token=loss[0])
             elif cfg.over_length_policy == "compress":
-                over.append((sid, turns))
+                over.append((sid, inp))
 
     compressed: dict[int, list[dict]] = {}
     if cfg.over_length_policy == "compress":
@@ -450,10 +451,12 @@ def run_preflight(workspace: str | Path, dataset: str, version: str | int | None
         if backend is None:
             from pipelines.generate.backends import get_backend
             backend = get_backend("transformers", num_threads=1)
-        new = compress_conversations([t for _, t in over], backend, max_tokens=cfg.summary_max_tokens)
+        new = compress_conversations([t.messages for _, t in over], backend, max_tokens=cfg.summary_max_tokens)
         still = issues["over_length_after_compress"]
-        for (sid, _), conv in zip(over, new):
-            n_tokens = len(render_with_mask(tokenizer, conv, tpl, **extra)[0]) if conv is not None else None
+        for (sid, was), conv in zip(over, new):
+            short = template_input(conv, tpl, tokenizer=tokenizer, tools=was.tools, documents=was.documents,
+                                   sample_id=sid) if conv is not None else None
+            n_tokens = len(render_with_mask(tokenizer, short, tpl)[0]) if short is not None else None
             if conv is None or n_tokens > cfg.max_length_tokens:
                 ol.still_over += 1
                 still.count += 1

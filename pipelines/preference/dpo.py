@@ -120,12 +120,14 @@ def tokenize_pair(tokenizer, template, prompt: list[dict], chosen: list[dict], r
     The prompt is rendered with the generation prompt; each completion is the tokens after the
     common prefix of the prompt and prompt+completion ids, up to the end of its last assistant
     span (the end-of-turn token included, the template's trailing newline not)."""
-    from pipelines.render import render_with_mask
+    from pipelines.render import render_with_mask, template_input
 
-    p_ids = render_with_mask(tokenizer, prompt, template, add_generation_prompt=True)[0]
+    p_ids = render_with_mask(tokenizer, template_input(prompt, template, tokenizer=tokenizer,
+                                                       add_generation_prompt=True), template)[0]
 
     def comp(turns):
-        ids, labels = render_with_mask(tokenizer, prompt + turns, template, require_loss=False)
+        ids, labels = render_with_mask(tokenizer, template_input(prompt + turns, template, tokenizer=tokenizer),
+                                       template, require_loss=False)
         n = 0
         while n < min(len(p_ids), len(ids)) and p_ids[n] == ids[n]:
             n += 1

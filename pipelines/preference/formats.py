@@ -200,8 +200,9 @@ def _hh_turns(text: str, field: str) -> list[dict]:
 def _plain_prompt(prompt: list[dict], template: str | None) -> str:
     if len(prompt) == 1 and prompt[0]["role"] == "user":
         return prompt[0]["content"]
-    from pipelines.render import render_chat
-    return render_chat(prompt, template or "chatml", add_generation_prompt=True)
+    from pipelines.render import get_template, render_chat, template_input
+    tpl = get_template(template or "chatml")
+    return render_chat(template_input(prompt, tpl, add_generation_prompt=True), tpl)
 
 
 def to_trl(item: Pair | Unpaired, *, conversational: bool = True, template: str | None = None) -> dict:

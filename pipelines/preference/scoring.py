@@ -128,9 +128,11 @@ def examples_from_annotations(samples: dict, annotations: list[dict], task: Task
 
 
 # ---------------------------------------------------------------- model
-def _render(tok, template, turns: list[dict]) -> str:
-    from pipelines.render import render_chat
-    return render_chat(turns, template)
+def _render(tok, template, conversation) -> str:
+    """A sample or a message list rendered as training renders it (its template input, with
+    the tokenizer's and the template's special tokens)."""
+    from pipelines.render import render_chat, template_input
+    return render_chat(template_input(conversation, template, tokenizer=tok), template)
 
 
 def _encode(tok, texts: list[str], max_len: int):
@@ -314,7 +316,7 @@ def score_candidates(head: LoadedHead | str | Path, candidates: list) -> list[di
 
     h = head if isinstance(head, LoadedHead) else load_head(head)
     cfg = HeadConfig.model_validate(h.card["config"])
-    convs = [c.turns() if hasattr(c, "turns") else list(c) for c in candidates]
+    convs = [c if hasattr(c, "turns") else list(c) for c in candidates]
     out = []
     with torch.no_grad():
         for i in range(0, len(convs), 16):

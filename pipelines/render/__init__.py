@@ -143,18 +143,25 @@ def assistant_char_spans(messages: TemplateInput | list[dict], template: str | T
                                 name=tpl.name, track=True, **ctx)
 
 
-def render_instruction(fields: dict, template: str | Template = "alpaca", *,
+def render_instruction(fields: dict | TemplateInput, template: str | Template = "alpaca", *,
                        with_spans: bool = False) -> str | tuple[str, list[tuple[int, int]]]:
     """Render an instruction template over a sample's fields.
 
     ``fields`` holds ``instruction`` and optionally ``input``, ``output``, ``system``; keys with
-    value None are passed as None (the Alpaca template treats None like a missing input).
+    value None are passed as None (the Alpaca template treats None like a missing input). A
+    :class:`TemplateInput` gives the fields as training takes them from its messages (system,
+    the user turn as ``instruction``, the assistant turn as ``output``) plus its special tokens.
     Returns the text, or ``(text, spans)`` of the ``output`` generation block with ``with_spans``.
 
     Raises:
-        TemplateRenderError: a field the template needs is missing (``err.field`` names it).
+        TemplateRenderError: a field the template needs is missing (``err.field`` names it), or
+        the input is not one instruction and its answer.
     """
     tpl = _resolve(template)
+    if isinstance(fields, TemplateInput):
+        inp = template_input(fields, tpl)
+        fields = _fields_from_messages(inp.messages, tpl.name)
+        fields.update({k: v for k, v in inp.special_tokens.items() if k not in fields and k.endswith("_token")})
     text, spans = render_strict(tpl.text, dict(fields), name=tpl.name, track=True)
     return (text, spans) if with_spans else text
 

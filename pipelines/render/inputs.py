@@ -173,8 +173,9 @@ def template_input(source, template=None, *, tokenizer=None, add_generation_prom
     Args:
         source: a :class:`datastore.samples.Sample`, a list of message dicts, or a
             :class:`TemplateInput` (returned with the generation flag and tokens updated).
-        template: the :class:`pipelines.render.Template` (or None: no declared tokens, no
-            check of media parts, as when a server renders with its own template).
+        template: the :class:`pipelines.render.Template` or a registered template's name (or
+            None: no declared tokens, no check of media parts, as when a server renders with
+            its own template).
         tokenizer: a Hugging Face tokenizer whose special tokens the template sees, or None.
         add_generation_prompt: end with the opening of an assistant turn.
         tools, documents: override the sample's own (for ad-hoc messages).
@@ -185,8 +186,11 @@ def template_input(source, template=None, *, tokenizer=None, add_generation_prom
         TemplateInputError: ``tools`` or ``documents`` stored as text that is not a JSON list;
         a message that is not an object or has no role; an image, audio or video content part
         for a template whose text never mentions that kind. Each names the sample id and,
-        for a message, its index.
+        for a message, its index. ``NotFound``: an unknown template name.
     """
+    if isinstance(template, str):
+        from pipelines.render.templates import get_template
+        template = get_template(template)
     tokens = special_tokens_for(template, tokenizer)
     if isinstance(source, TemplateInput):
         sid = source.sample_id if sample_id is None else sample_id

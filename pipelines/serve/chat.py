@@ -106,7 +106,7 @@ def reply(pool, adapter: str | None, messages: list[dict], *, adapter_path: str 
     """
     import torch
 
-    from pipelines.render import render_with_mask
+    from pipelines.render import render_with_mask, template_input
 
     if not messages or messages[-1].get("role") != "user":
         raise WorkbenchError("the conversation must end with a user turn to be answered")
@@ -118,7 +118,8 @@ def reply(pool, adapter: str | None, messages: list[dict], *, adapter_path: str 
     if system:
         msgs = [{"role": "system", "content": system}] + msgs
     tok = pool.tokenizer
-    ids = render_with_mask(tok, msgs, tpl, add_generation_prompt=True)[0]
+    inp = template_input(msgs, tpl, tokenizer=tok, add_generation_prompt=True)
+    ids = render_with_mask(tok, inp, tpl)[0]
     t0 = time.monotonic()
     torch.manual_seed(seed)
     with pool.using(adapter) as model, torch.no_grad():

@@ -196,18 +196,22 @@ def mix(parts: list[tuple[float | None, list]], seed: int) -> list:
 
 
 # ---------------------------------------------------------------- tokenize and pack
-def tokenize(tokenizer, conversations: list[list[dict]], template, max_length_tokens: int, *,
+def tokenize(tokenizer, conversations: list, template, max_length_tokens: int, *,
              assistant_only: bool = True) -> tuple[list[dict], dict]:
-    """``{"input_ids", "labels"}`` rows. ``assistant_only``: labels -100 outside assistant turns
+    """``{"input_ids", "labels"}`` rows, one per conversation: a sample, a
+    :class:`pipelines.render.TemplateInput` or a list of messages, each rendered through
+    :func:`pipelines.render.template_input` (its tools, documents and the special tokens of the
+    tokenizer and the template). ``assistant_only``: labels -100 outside assistant turns
     (the render stage's masks, multi-turn included: every assistant turn is a target); otherwise
     every token is a target. Truncated to ``max_length_tokens`` keeping the start; samples left
     with no target token are dropped. Returns ``(rows, stats)``."""
-    from pipelines.render import render_with_mask
+    from pipelines.render import render_with_mask, template_input
 
     rows, stats = [], {"conversations": len(conversations), "no_assistant": 0, "truncated": 0,
                        "tokens": 0, "loss_tokens": 0}
     for conv in conversations:
-        ids, labels = render_with_mask(tokenizer, conv, template, require_loss=False)
+        ids, labels = render_with_mask(tokenizer, template_input(conv, template, tokenizer=tokenizer), template,
+                                       require_loss=False)
         if not assistant_only:
             labels = list(ids)
         if len(ids) > max_length_tokens:
@@ -293,7 +297,3 @@ class Collator:
             mask[i, :k] = 1
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
-
-def conversations_of(samples: list) -> list[list[dict]]:
-    """``Sample.turns()`` of each sample."""
-    return [s.turns() for s in samples]

@@ -134,16 +134,18 @@ def loss_before_after(run_dir: str | Path, conversations: list, n: int = 16) -> 
 # ---------------------------------------------------------------- generation
 def generate(model, tok, template, prompts: list[list[dict]], *, max_new_tokens: int = 64,
              batch_size: int = 8) -> list[str]:
-    """Greedy answers to conversations ending in a user turn (left-padded batches)."""
+    """Greedy answers to conversations ending in a user turn (left-padded batches). ``prompts``:
+    :class:`pipelines.render.TemplateInput` values or message lists."""
     import torch
 
-    from pipelines.render import render_with_mask
+    from pipelines.render import render_with_mask, template_input
 
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     dev = next(model.parameters()).device
     out = []
     for i in range(0, len(prompts), batch_size):
-        batch = [render_with_mask(tok, p, template, add_generation_prompt=True)[0] for p in prompts[i:i + batch_size]]
+        batch = [render_with_mask(tok, template_input(p, template, tokenizer=tok, add_generation_prompt=True),
+                                  template)[0] for p in prompts[i:i + batch_size]]
         n = max(len(b) for b in batch)
         ids = torch.tensor([[pad] * (n - len(b)) + b for b in batch], device=dev)
         mask = torch.tensor([[0] * (n - len(b)) + [1] * len(b) for b in batch], device=dev)
@@ -183,7 +185,7 @@ def evaluate_run(run_dir: str | Path, *, max_new_tokens: int = 64, limit: int | 
     import sacrebleu
     from rouge_score import rouge_scorer
 
-    from pipelines.render import get_template
+    from pipelines.render import get_template, template_input
     from pipelines.train.card import update_metrics
     from pipelines.train.data import tokenize
 
@@ -194,15 +196,15 @@ def evaluate_run(run_dir: str | Path, *, max_new_tokens: int = 64, limit: int | 
     samples = _eval_samples(run_dir)[:limit] if limit else _eval_samples(run_dir)
     if not samples:
         raise WorkbenchError(f"{run_dir}: the held-out split is empty")
-    convs = [s.turns() for _, s in samples]
+    inputs = [template_input(s, tpl, tokenizer=tok) for _, s in samples]
     rows_meta, prompts, refs = [], [], []
-    for (ds, s), conv in zip(samples, convs):
-        last = max((i for i, t in enumerate(conv) if t["role"] == "assistant"), default=None)
+    for (ds, s), inp in zip(samples, inputs):
+        last = max((i for i, t in enumerate(inp.messages) if t["role"] == "assistant"), default=None)
         if last is None:
             continue
-        rows_meta.append((ds, s, conv))
-        prompts.append(conv[:last])
-        refs.append(conv[last]["content"] or "")
+        rows_meta.append((ds, s, inp))
+        prompts.append(inp.prefix(last))
+        refs.append(inp.messages[last]["content"] or "")
     losses = []
     for _, _, c in rows_meta:  # one at a time: tokenize drops rows without targets, keep alignment
         r, _ = tokenize(tok, [c], tpl, cfg["max_length_tokens"], assistant_only=cfg.get("assistant_only_loss", True))

@@ -48,6 +48,7 @@ def prepare_data(run_dir: Path, config) -> tuple[list, list, dict]:
     """Train and evaluation conversations from the exported versions: preflight drops applied,
     deterministic split per version, mixture by weight. Writes ``split.json`` (eval sample ids per
     dataset). Returns ``(train_conversations, eval_conversations, info)``."""
+    from pipelines.render import template_input
     from pipelines.train.data import load_exported, mix, split
 
     versions = load_exported(run_dir)
@@ -72,7 +73,7 @@ def prepare_data(run_dir: Path, config) -> tuple[list, list, dict]:
     info["train_samples"] = len(mixture)
     info["eval_samples"] = len(evals)
     (run_dir / "data" / SPLIT).write_text(json.dumps(split_ids, indent=2) + "\n", encoding="utf-8")
-    return [s.turns() for s in mixture], [s.turns() for s in evals], info
+    return [template_input(s) for s in mixture], [template_input(s) for s in evals], info
 
 
 def train_from_run_dir(run_dir: str | Path, *, resume: bool = False, progress=None):

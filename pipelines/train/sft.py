@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Callable
 
 from datastore.errors import WorkbenchError
-from pipelines.render import get_template, render_with_mask
+from pipelines.render import get_template, render_with_mask, template_input
 from pipelines.train.config import PEFT_PROMPT_METHODS, TrainConfig
 from pipelines.train.methods import get_method, load_base
 
@@ -254,7 +254,7 @@ def _detach_log(handler: logging.Handler, saved) -> None:
     handler.close()
 
 
-def build_examples(tokenizer, conversations: list[list[dict]], template,
+def build_examples(tokenizer, conversations: list, template,
                    max_length_tokens: int, assistant_only: bool = True) -> tuple[list[dict], dict]:
     """Tokenize conversations into ``{"input_ids", "labels"}`` rows (see
     :func:`pipelines.train.data.tokenize`). Returns ``(rows, stats)``."""
@@ -265,8 +265,9 @@ def build_examples(tokenizer, conversations: list[list[dict]], template,
 
 def probe_input_ids(tokenizer, template, prompt: str) -> list[int]:
     """Token ids of ``prompt`` as one user turn plus the assistant generation prompt."""
-    return render_with_mask(tokenizer, [{"role": "user", "content": prompt}], template,
-                            add_generation_prompt=True)[0]
+    inp = template_input([{"role": "user", "content": prompt}], template, tokenizer=tokenizer,
+                         add_generation_prompt=True)
+    return render_with_mask(tokenizer, inp, template)[0]
 
 
 def last_checkpoint(run_dir: str | Path) -> Path | None:
@@ -309,16 +310,17 @@ def build_model(config: TrainConfig, base_path: Path, device: str):
     return model, method
 
 
-def run_sft(config: TrainConfig, conversations: list[list[dict]], run_dir: Path,
+def run_sft(config: TrainConfig, conversations: list, run_dir: Path,
             progress: Callable[[dict], None] | None = None, preflight=None, *,
-            eval_conversations: list[list[dict]] | None = None, resume: bool = False,
+            eval_conversations: list | None = None, resume: bool = False,
             data_info: dict | None = None) -> RunResult:
     """Fine-tune the base model on ``conversations`` and write the run folder (see module doc).
 
     Args:
         config: the run's settings; ``config.template`` must name a chat template.
-        conversations: ``[[{"role", "content"}, ...], ...]`` (e.g. ``Sample.turns()``); by default
-            the loss covers assistant turns only.
+        conversations: samples, :class:`pipelines.render.TemplateInput` values or message lists
+            (``[[{"role", "content", ...}, ...], ...]``), each rendered through
+            :func:`pipelines.render.template_input`; by default the loss covers assistant turns only.
         run_dir: the run folder (created; existing progress/log files are appended to).
         progress: optional observer called with each progress record (same dicts as the JSON lines).
         preflight: optional :class:`pipelines.preflight.PreflightReport`; when it has errors the run

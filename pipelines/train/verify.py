@@ -43,7 +43,7 @@ def verify_adapter(run_dir: str | Path, *, max_new_tokens: int = 32, prompt: str
     import torch
 
     from pipelines.models import load_model, load_tokenizer
-    from pipelines.render import render_chat_text
+    from pipelines.render import render_chat, template_from_tokenizer, template_input
     from pipelines.train.methods import get_method
 
     t0 = time.monotonic()
@@ -63,8 +63,9 @@ def verify_adapter(run_dir: str | Path, *, max_new_tokens: int = 32, prompt: str
     diff_base = float((reloaded - base_logits).abs().max())
 
     question = prompt or probe.get("prompt") or card["config"]["probe_prompt"]
-    text, _ = render_chat_text(tok.chat_template, [{"role": "user", "content": question}],
-                               add_generation_prompt=True, name=card["template"]["name"])
+    tpl = template_from_tokenizer(tok, card["template"]["name"])  # the run's template, saved with the adapter
+    text = render_chat(template_input([{"role": "user", "content": question}], tpl, tokenizer=tok,
+                                      add_generation_prompt=True), tpl)
     enc = tok(text, add_special_tokens=False, return_tensors="pt")
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     t1 = time.monotonic()

@@ -108,12 +108,14 @@ class OpenAIBackend(Backend):
     def chat(self, conversations: list[list[dict]], sampling: SamplingConfig, *,
              prompt_template_hash: str | None = None) -> list[GenerationOutput]:
         """One ``/v1/chat/completions`` request per conversation (the server applies the
-        model's chat template); ``prompt`` records the conversation's last user turn."""
+        model's chat template to the messages :func:`pipelines.render.template_input` builds);
+        ``prompt`` records the conversation's last user turn."""
+        from pipelines.render.inputs import template_input
         check_conversations(conversations)
         params = self._params(sampling)
 
         def one(conv: list[dict]) -> GenerationOutput:
-            r = self.client.chat.completions.create(messages=conv, **params)
+            r = self.client.chat.completions.create(messages=template_input(conv).messages, **params)
             c = r.choices[0]
             text, finish = _cut_at_stop(c.message.content or "", sampling.stop, c.finish_reason)
             ntok = getattr(r.usage, "completion_tokens", None) if r.usage else None

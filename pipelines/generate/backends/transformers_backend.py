@@ -114,7 +114,9 @@ class TransformersBackend(Backend):
     def chat(self, conversations: list[list[dict]], sampling: SamplingConfig, *,
              prompt_template_hash: str | None = None) -> list[GenerationOutput]:
         """Answer each conversation through the tokenizer's chat template
-        (``add_generation_prompt=True``). See :meth:`Backend.chat`.
+        (``add_generation_prompt=True``), its input built by :func:`pipelines.render.template_input`
+        and rendered by :func:`pipelines.render.render_chat` (equal to ``apply_chat_template``).
+        See :meth:`Backend.chat`.
 
         Raises:
             WorkbenchError: a malformed conversation, a tokenizer without a chat template.
@@ -123,7 +125,10 @@ class TransformersBackend(Backend):
         if not getattr(tok, "chat_template", None):
             raise WorkbenchError(f"model {self.model_name} has no chat template; use complete()")
         check_conversations(conversations)
-        texts = [tok.apply_chat_template(conv, add_generation_prompt=True, tokenize=False) for conv in conversations]
+        from pipelines.render import render_chat, template_from_tokenizer, template_input
+        tpl = template_from_tokenizer(tok)
+        texts = [render_chat(template_input(conv, tpl, tokenizer=tok, add_generation_prompt=True), tpl)
+                 for conv in conversations]
         return self._generate(texts, [list(c) for c in conversations], sampling, prompt_template_hash)
 
     # ------------------------------------------------------------------ generation

@@ -109,10 +109,12 @@ class VLLMBackend(Backend):
     def chat(self, conversations: list[list[dict]], sampling: SamplingConfig, *,
              prompt_template_hash: str | None = None) -> list[GenerationOutput]:
         """All conversations in one ``LLM.chat`` call (the model's chat template, generation
-        prompt added)."""
+        prompt added), sent as :func:`pipelines.render.template_input` builds their messages."""
+        from pipelines.render.inputs import template_input
         check_conversations(conversations)
         if not conversations:
             return []
         convs = [list(c) for c in conversations]
-        res = self._load().chat(convs, self._params(sampling), use_tqdm=False, add_generation_prompt=True)
+        res = self._load().chat([template_input(c).messages for c in convs], self._params(sampling), use_tqdm=False,
+                                add_generation_prompt=True)
         return self._outputs(res, [c[-1]["content"] for c in convs], convs, sampling, prompt_template_hash)
