@@ -191,7 +191,42 @@ def test_wb_render_works_for_every_registered_template(render_ws, kind):
         assert r.exit_code == 0, (tpl.name, r.output)
         text = json.loads(r.output)["samples"][0]["text"]
         if kind == "chat":
-            assert text.startswith(EXPECTED_START[tpl.name]), (tpl.name, text)
+            assert text.startswith(EXPECTED_START.get(tpl.name, "")), (tpl.name, text)
+            assert "Hi" in text and "Hello" in text, (tpl.name, text)
             assert "Be brief." in text or tpl.name == "mistral-v0.3"  # Mistral v0.3 writes no system message
+            bos = tpl.special_tokens_map.get("bos_token")
+            if bos and "bos_token" in tpl.text:
+                assert text.startswith(bos) and text.count(bos) == 1, (tpl.name, text)
         else:
             assert text.endswith("### Instruction:\nAdd 2 and 2.\n\n### Response:\n4"), text
+
+
+def test_a_text_only_training_run_refuses_media_naming_sample_and_message(tokenizer):
+    from pipelines.train.data import tokenize
+    ok = Sample(kind="conversation", sample_id=1, messages=[{"role": "user", "content": "Hi"},
+                                                            {"role": "assistant", "content": "Hello"}])
+    image = Sample(kind="conversation", sample_id=2, messages=[
+        {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Look:"},
+        {"role": "user", "content": [{"type": "text", "text": "and this?"}, {"type": "image", "url": "cat.png"}]},
+        {"role": "assistant", "content": "A cat."}])
+    rows, stats = tokenize(tokenizer, [ok], get_template("chatml"), 64)
+    assert stats["examples"] == 1
+    with pytest.raises(TemplateInputError, match=r"^sample 2 message 2: content part 1 is an image \('image'\); "
+                                                   r"template 'chatml' renders text only$"):
+        tokenize(tokenizer, [ok, image], get_template("chatml"), 64)
+
+
+def test_encode_conversations_gives_each_input_its_own_tools(tokenizer):
+    from pipelines.render import encode_conversations
+    tpl = template_from_text(
+        "{% if tools %}<|im_start|>system\n{{ tools | tojson }}<|im_end|>\n{% endif %}"
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.role == 'assistant' %}{% generation %}"
+        "{{ m.content }}<|im_end|>{% endgeneration %}{% else %}{{ m.content }}<|im_end|>{% endif %}\n{% endfor %}",
+        name="tools-chatml")
+    plain = template_input(_conversation(), tpl, tokenizer=tokenizer)
+    with_tools = template_input(_tool_sample(extra={"tools": TOOLS}).turns()[:1] + [
+        {"role": "assistant", "content": "Let me check."}], tpl, tokenizer=tokenizer, tools=TOOLS)
+    got = encode_conversations(tokenizer, [plain, with_tools, plain], tpl)
+    want = [render_with_mask(tokenizer, x, tpl) for x in (plain, with_tools, plain)]
+    assert got == want
+    assert "get_weather" in tokenizer.decode(got[1][0]) and "get_weather" not in tokenizer.decode(got[0][0])
