@@ -349,8 +349,17 @@ def adversarial_to_samples(result: AdversarialResult) -> list:
     """Kept items as conversation samples: optional system prompt, the user turns with the
     assistant turns between them, the target as the last assistant turn. ``policy_domain`` is
     the domain code; ``task_type`` ``adversarial`` or ``benign_lookalike``; tags carry the
-    expected behaviour and the attack style; ``extra`` repeats them as fields."""
+    expected behaviour and the attack style; ``extra`` repeats them as fields
+    (``expected_behavior``, ``attack_style``, ``contrast_type``, ``domain_name``). Every sample
+    is checked against the shared vocabulary (``datastore.vocabulary.check_sample``; the codes of
+    the result's taxonomy are allowed besides Llama Guard 3's, for a custom taxonomy).
+
+    Raises:
+        WorkbenchError: a field outside the vocabulary (naming the item and the field).
+    """
     from datastore import Sample
+    from datastore.vocabulary import EXPECTED, check_sample
+    codes = tuple(r["domain"] for r in result.coverage)
     out = []
     for i in result.kept:
         conv = _conversation(i, upto=len(i.user_turns) - 1)
@@ -360,7 +369,8 @@ def adversarial_to_samples(result: AdversarialResult) -> list:
                ([f"contrast:{i.contrast_type}"] if i.contrast_type else [])
         out.append(Sample(kind="conversation", messages=conv, source="adversarial", policy_domain=i.domain,
                           task_type="adversarial" if i.kind == "attack" else "benign_lookalike", tags=tags,
-                          extra={"expected_behaviour": i.expected, "attack_style": i.style,
+                          extra={EXPECTED.name: i.expected, "attack_style": i.style,
                                  "contrast_type": i.contrast_type, "domain_name": i.domain_name},
                           lineage=i.lineage))
+        check_sample(out[-1], allowed_domains=codes, where=f"generated {i.kind} {len(out)} ({i.domain})")
     return out

@@ -304,7 +304,7 @@ def _edited_text(answers: dict) -> str | None:
 
 def _as_shown(sample, shown):
     """The sample as the annotator saw it: ``shown`` (``{"instruction", "response"}`` stored
-    with an edit, ``pipelines.review.annotate.shown_texts``) puts back the instruction and the
+    with an edit, ``pipelines.review.annotate._shown_texts``) puts back the instruction and the
     output (a conversation's last user and last assistant turn); without it the sample stands."""
     if not isinstance(shown, dict) or not hasattr(sample, "kind"):
         return sample

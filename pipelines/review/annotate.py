@@ -128,7 +128,7 @@ def save_draft(workspace: str | Path, user: str | None, task: int | str, sample_
     run_write(workspace, write, what="saving a draft")
 
 
-def shown_texts(sample) -> dict:
+def _shown_texts(sample) -> dict:
     """The texts an edit replaces, as the annotator saw them: ``{"instruction", "response"}``
     (the instruction and output, or a conversation's last user and last assistant turn; a
     missing one is None). Stored with an edit's answers under ``shown``, so the edit's
@@ -151,7 +151,7 @@ def submit(workspace: str | Path, user: str | None, task: int | str, sample_id: 
     with ``written=False``. A second submit (new id) for the same item replaces the user's
     own answer for the current round (going back to change an answer), never adds one.
     ``row_hash`` (of the sample as shown) guards against answering a text that has changed.
-    An edit's answers also keep the texts it replaces as shown (``shown``: :func:`shown_texts`).
+    An edit's answers also keep the texts it replaces as shown (``shown``: :func:`_shown_texts`).
 
     Raises PermissionDenied (not the user's item, or may not annotate), WorkbenchError
     (invalid answers, naming the question), Conflict (already adjudicated; the sample changed
@@ -178,7 +178,7 @@ def submit(workspace: str | Path, user: str | None, task: int | str, sample_id: 
         if row_hash and current is not None and current.row_hash != row_hash:
             raise Conflict(f"sample {sample_id} changed since it was shown; reload it and answer again")
         if clean.get("edit") and current is not None:
-            clean["shown"] = shown_texts(current)
+            clean["shown"] = _shown_texts(current)
         ann_id, written = A.submit(st.conn, submit_id=submit_id, checked=True, task_id=t["task_id"], sample_id=sample_id,
                                    annotator=who, round_=it["round"],
                                    row_hash=current.row_hash if current else row_hash, answers=clean,
