@@ -304,25 +304,15 @@ def _edited_text(answers: dict) -> str | None:
 
 def _as_shown(sample, shown):
     """The sample as the annotator saw it: ``shown`` (``{"instruction", "response"}`` stored
-    with an edit, ``pipelines.review.annotate._shown_texts``) puts back the instruction and the
-    output (a conversation's last user and last assistant turn); without it the sample stands."""
+    with an edit, ``pipelines.review.annotate._shown_texts``) put back with the review's own
+    rule (``pipelines.review.adjudicate.apply_edit``); without it the sample stands."""
     if not isinstance(shown, dict) or not hasattr(sample, "kind"):
         return sample
-    import dataclasses
-    s = dataclasses.replace(sample)
-    if s.kind == "conversation":
-        msgs = [dict(m) for m in (s.messages or [])]
-        for key, role in (("instruction", "user"), ("response", "assistant")):
-            idx = [k for k, m in enumerate(msgs) if m.get("role") == role]
-            if isinstance(shown.get(key), str) and idx:
-                msgs[idx[-1]]["content"] = shown[key]
-        s.messages = msgs
-    else:
-        if isinstance(shown.get("instruction"), str):
-            s.instruction = shown["instruction"]
-        if isinstance(shown.get("response"), str):
-            s.output = shown["response"]
-    return s
+    from pipelines.review.adjudicate import apply_edit
+    try:
+        return apply_edit(sample, {k: v for k, v in shown.items() if isinstance(v, str)})
+    except WorkbenchError:  # no such turn: the sample as it is
+        return sample
 
 
 def records_from_annotations(samples: dict, annotations: Iterable[dict], *,

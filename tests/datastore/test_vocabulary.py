@@ -85,3 +85,13 @@ def test_sql_readers_and_pinned_exports_see_one_vocabulary(tmp_workspace, tmp_pa
     (got,) = D.load_exported(tmp_path / "run", verify=True)
     assert sorted(s.row_hash for s in got.samples) == sorted([OLD_GENERATED_HASH, OLD_REVIEWED_HASH])
     assert {s.policy_domain for s in got.samples} == {"S2", "S9"}
+
+
+def test_sql_readers_map_aliases():
+    import duckdb
+    got = duckdb.sql(f"SELECT {VOC.sql_policy_domain('x')} FROM (VALUES ('S9_indiscriminate_weapons'), ('S1'), "
+                     "('s11'), (NULL), ('X1')) t(x)").fetchall()
+    assert [r[0] for r in got] == ["S9", "S1", "S11", None, "X1"]
+    got = duckdb.sql(f"SELECT {VOC.sql_expected_behavior('e')} FROM (VALUES ('{{\"expected_behaviour\": \"refuse\"}}'), "
+                     "('{\"expected_behavior\": \"safe_complete\"}'), ('{}')) t(e)").fetchall()
+    assert [r[0] for r in got] == ["refuse", "safe-complete", None]
