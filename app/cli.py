@@ -1,7 +1,9 @@
 """The ``wb`` command line: a thin face over ``pipelines`` (no SQL, no business rules).
 
 Global options: ``--workspace DIR`` (default ``./workspace`` or ``$WB_WORKSPACE``) and
-``--user NAME`` (or ``$WB_USER``; before any user exists, commands act as the local admin).
+``--user NAME`` (or ``$WB_USER``; before any user exists, commands act as the local admin),
+before or after the subcommand; ``--json`` (on the commands that print data) before or after it
+too (:func:`hoist_global_options`).
 Every error is one line on stderr and a non-zero exit code.
 """
 from __future__ import annotations
@@ -342,11 +344,80 @@ def _register_areas() -> None:
 _register_areas()
 
 
-def main() -> None:
+#: Options of the root callback that take a value; :func:`hoist_global_options` moves them.
+GLOBAL_VALUE_OPTIONS = ("--workspace", "-w", "--user", "-u")
+#: Per-command flags also accepted before the subcommand (moved after it when it has them).
+GLOBAL_FLAGS = ("--json",)
+
+
+def _option_names(cmd) -> tuple[set[str], set[str]]:
+    """``(all option names, names of options that take a value)`` of a click command."""
+    names, valued = set(), set()
+    for p in getattr(cmd, "params", []):
+        opts = [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])]
+        if not all(o.startswith("-") for o in opts):
+            continue  # an argument
+        names.update(opts)
+        if not getattr(p, "is_flag", False) and not getattr(p, "count", False):
+            valued.update(getattr(p, "opts", []))
+    return names, valued
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """``argv`` with the global options put where the root command reads them, so
+    ``wb log -d x -u cur`` means ``wb -u cur log -d x``: ``--workspace``/``-w`` and
+    ``--user``/``-u`` (with their value, as ``-u cur`` or ``--user=cur``) found after the
+    subcommand move before it, unless that subcommand has an option of the same name (then
+    it is the subcommand's); ``--json`` given before the subcommand moves after it when the
+    subcommand has a ``--json`` flag. Everything after ``--`` stays where it is. Unknown
+    options are left for click to report."""
+    root = typer.main.get_command(app)
+    head: list[str] = []
+    i = 0
+    while i < len(argv) and argv[i].startswith("-") and argv[i] != "--":
+        head.append(argv[i])
+        if argv[i] in GLOBAL_VALUE_OPTIONS and i + 1 < len(argv):
+            head.append(argv[i + 1])
+            i += 1
+        i += 1
+    cmd, path = root, []
+    while i < len(argv) and isinstance(getattr(cmd, "commands", None), dict) and argv[i] in cmd.commands:
+        cmd = cmd.commands[argv[i]]
+        path.append(argv[i])
+        i += 1
+    if not path:
+        return list(argv)
+    names, valued = _option_names(cmd)
+    tail, moved = [], []
+    while i < len(argv):
+        tok = argv[i]
+        name = tok.split("=", 1)[0]
+        if tok == "--":
+            tail += argv[i:]
+            break
+        if name in GLOBAL_VALUE_OPTIONS and name not in names:
+            takes_next = "=" not in tok and i + 1 < len(argv)
+            moved += argv[i:i + 2] if takes_next else [tok]
+            i += 2 if takes_next else 1
+            continue
+        tail.append(tok)
+        if tok in valued and i + 1 < len(argv):
+            tail.append(argv[i + 1])
+            i += 1
+        i += 1
+    flags = [t for t in head if t in GLOBAL_FLAGS and t in names]
+    head = [t for t in head if t not in flags]
+    return [*head, *moved, *path, *tail, *flags]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``wb`` entry point: ``argv`` (default ``sys.argv[1:]``) through
+    :func:`hoist_global_options`; errors as one line (usage errors: the usage line, exit 2)."""
     from datastore.store import answer_within
     answer_within(8.5)
+    args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     try:
-        app(standalone_mode=False)
+        app(args=args, prog_name="wb", standalone_mode=False)
     except WorkbenchError as e:
         err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(1)
@@ -355,9 +426,9 @@ def main() -> None:
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except Exception as e:  # click usage errors and the like
+    except Exception as e:  # click usage errors and the like (typer >= 0.2x vendors its own click)
         import click
-        if isinstance(e, click.exceptions.ClickException):
+        if isinstance(e, (click.exceptions.ClickException, typer.TyperException)) and hasattr(e, "show"):
             e.show()
             sys.exit(e.exit_code)
         raise

@@ -8,7 +8,8 @@ DuckDB compiles each once per query) and return plain Python values.
 Every per-version query starts from :func:`_base_cte`, one row per sample of the version
 with its *prompt* (the instruction, or the first user turn of a conversation) and its
 *response* (the output, or the last assistant turn). A version is the revision rows with
-``valid_from <= v < valid_to`` (see ``schema.py``).
+``valid_from <= v < valid_to`` (see ``schema.py``). Expected behaviour and policy domain are
+read through ``vocabulary.py`` (old spellings mapped to the canonical ones).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import json
 
 import pyarrow as pa
 
-from . import audit
+from . import audit, vocabulary
 from .store import register
 
 # --------------------------------------------------------------- per-sample base
@@ -29,10 +30,10 @@ def _base_cte() -> str:
     """``s``: one row per sample of the version with prompt, response, turns and labels."""
     return f"""
     raw AS (
-        SELECT sample_id, kind, row_hash, task_type, policy_domain, source, language,
-               instruction, input, output, history, system,
+        SELECT sample_id, kind, row_hash, task_type, {vocabulary.sql_policy_domain()} AS policy_domain,
+               source, language, instruction, input, output, history, system,
                CASE WHEN kind = 'conversation' THEN from_json(messages, '{_MSG_TYPE}') END AS msgs,
-               json_extract_string(extra, '$.expected_behavior') AS expected_behavior
+               {vocabulary.sql_expected_behavior()} AS expected_behavior
         FROM samples WHERE dataset_id = ? AND valid_from <= ? AND valid_to > ?),
     s AS (
         SELECT sample_id, kind, row_hash, task_type, policy_domain, source, language, expected_behavior,

@@ -26,7 +26,7 @@ def bulk_annotate(conn, task_id: int, *, pending_per_annotator: int, seed: float
            SELECT nextval('annotation_ids'), task_id, sample_id, annotator, 0, NULL, d, r,
                   json_object('decision', d, 'rating', r,
                               'difficulty', (['easy', 'medium', 'hard'])[1 + ((hash(sample_id) % 3)::INTEGER + (u < 0.25)::INTEGER) % 3],
-                              'policy_domain', CASE WHEN u2 < 0.5 THEN (['none', 'S1_violent_crimes', 'S6_specialized_advice', 'S10_hate'])[1 + (hash(sample_id) % 4)::INTEGER] END,
+                              'policy_domain', CASE WHEN u2 < 0.5 THEN (['none', 'S1', 'S6', 'S10'])[1 + (hash(sample_id) % 4)::INTEGER] END,
                               'flags', list_filter(['unsafe', 'factually_wrong', 'should_refuse', 'should_not_refuse',
                                                     'personal_data'], lambda x: random() < 0.05)), t, now()::TIMESTAMP, now()::TIMESTAMP, false,
                   'bulk-' || sample_id || '-' || annotator

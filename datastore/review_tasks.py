@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 
-from . import audit
+from . import audit, vocabulary
 from .errors import Conflict, NotFound, WorkbenchError
 from .schema import OPEN_END
 
@@ -316,10 +316,13 @@ def _selection_sql(filters: dict) -> tuple[str, list]:
     for term in (filters.get("text") or "").split():
         where.append("concat_ws(' ', s.system, s.instruction, s.input, s.output, s.messages::VARCHAR) ILIKE ?")
         params.append("%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
-    for col in ("source", "task_type", "language", "difficulty", "policy_domain", "kind"):
+    for col in ("source", "task_type", "language", "difficulty", "kind"):
         if filters.get(col):
             where.append(f"s.{col} = ?")
             params.append(filters[col])
+    if filters.get("policy_domain"):  # either spelling finds both (datastore.vocabulary)
+        where.append(f"{vocabulary.sql_policy_domain('s.policy_domain')} = ?")
+        params.append(vocabulary.canonical_domain(filters["policy_domain"]))
     if filters.get("tag"):
         where.append("list_contains(s.tags, ?)")
         params.append(filters["tag"])

@@ -10,7 +10,9 @@ role names, which optional keys were absent) and never any text.
 
 The canonical JSON of a sample is its content plus the training-relevant metadata, with
 no ids, timestamps, authors, file paths or layout; ``row_hash`` is its SHA-256. These
-feed the version's content hash (see ``versions.py``).
+feed the version's content hash (see ``versions.py``). Fields shared across areas are
+read through ``vocabulary.py``: an old spelling (``extra["expected_behaviour"]``, the policy
+domain ``S9_indiscriminate_weapons``) reads as the canonical one and hashes as stored.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+
+from . import vocabulary
 
 TEXT_COLUMNS = ["system", "instruction", "input", "output"]
 #: Kinds whose text lives in ``messages``: conversations, and preference pairs (the prompt
@@ -97,8 +101,11 @@ class Sample:
     row_hash: str | None = None
 
     def to_row(self) -> dict:
-        """Stored row: JSON columns encoded, ``row_hash`` computed."""
+        """Stored row: JSON columns encoded, ``row_hash`` computed. Fields read under an old
+        spelling and left unchanged are written back in it (``vocabulary.restore``), so the
+        row hashes as it did."""
         row = {c: getattr(self, c) for c in CONTENT_COLUMNS}
+        vocabulary.restore(row)
         for c in JSON_COLUMNS:
             if row[c] is not None:
                 row[c] = json.dumps(row[c], ensure_ascii=False)
@@ -113,6 +120,7 @@ class Sample:
                 d[c] = json.loads(d[c])
         if d.get("quality_score") is not None:
             d["quality_score"] = float(d["quality_score"])
+        vocabulary.read(d)
         return cls(**d)
 
     def turns(self) -> list[dict]:
@@ -151,7 +159,12 @@ class Sample:
 
 
 def canonical(row: dict) -> dict:
-    """The hashed form of a stored row (JSON columns as text or decoded)."""
+    """The hashed form of a stored row (JSON columns as text or decoded). A decoded row still
+    holding ``vocabulary.read``'s record of old spellings hashes in the stored spelling."""
+    if isinstance(row.get("layout"), dict) and vocabulary.LAYOUT_KEY in row["layout"]:
+        row = dict(row)
+        vocabulary.restore(row)
+
     def dec(v):
         return json.loads(v) if isinstance(v, str) else v
     obj: dict[str, Any] = {"kind": row["kind"]}

@@ -35,7 +35,7 @@ from .prompts import render_prompt, template_hash
 from .taxonomy import Domain, Taxonomy, load_taxonomy
 
 ATTACK_STYLES: tuple[str, ...] = ("role_play", "hypothetical", "obfuscation", "prompt_injection", "multi_turn")
-DROP_REASONS: tuple[str, ...] = ("empty", "too_short", "duplicate", "near_duplicate")
+DROP_REASONS: tuple[str, ...] = ("empty", "too_short", "copies_example", "duplicate", "near_duplicate")
 DEFAULT_INJECTED_SYSTEM_PROMPT = ("You are the customer support assistant of an online bookshop. Only answer "
                                   "questions about orders, shipping and books.")
 
@@ -152,6 +152,22 @@ def house_refusal(domain: Domain) -> str:
     return render_prompt("refusal_target", domain=domain.model_dump())[0].strip()
 
 
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+(?:'\w+)?", text.casefold())
+
+
+def copied_example(text: str, examples: list[str]) -> str | None:
+    """The first of ``examples`` that ``text`` repeats word for word (its words, case and
+    punctuation ignored, appear in ``text`` as one consecutive run), or None. A benign
+    look-alike that copies the taxonomy's own example teaches nothing new: the prompt showed it."""
+    words = " " + " ".join(_words(text)) + " "
+    for e in examples:
+        ew = _words(e)
+        if ew and f" {' '.join(ew)} " in words:
+            return e
+    return None
+
+
 def _quota(domain: Domain, config: AdversarialConfig) -> int:
     return config.quota if config.quota is not None else domain.quota
 
@@ -163,7 +179,9 @@ def generate_adversarial(backend: Backend, config: AdversarialConfig | None = No
                          should_stop: Callable[[], None] | None = None,
                          progress: Callable[[dict], None] | None = None) -> AdversarialResult:
     """Generate attack prompts per domain and style and benign look-alikes, label them, filter
-    them (empty, too short, exact and ROUGE-L near duplicates) and write their targets.
+    them (empty, too short, a look-alike that repeats one of the taxonomy's contrast examples
+    word for word (:func:`copied_example`), exact and ROUGE-L near duplicates) and write their
+    targets.
 
     Returns:
         :class:`AdversarialResult` (all items, kept and dropped, and the coverage table).
@@ -223,6 +241,7 @@ def generate_adversarial(backend: Backend, config: AdversarialConfig | None = No
 
     # 3. parse, label and filter
     items: list[AdversarialItem] = []
+    examples = [e for ct in tax.contrast_types for e in ct.examples]
     for s, o in zip(specs, outs_by_spec):
         d: Domain = s["domain"]
         if s["style"] == "multi_turn":
@@ -242,10 +261,14 @@ def generate_adversarial(backend: Backend, config: AdversarialConfig | None = No
                                contrast_type=s["contrast"].type if s.get("contrast") else None, expected=expected,
                                system=c.injected_system_prompt if s["style"] == "prompt_injection" else None,
                                user_turns=turns, lineage=lineage)
+        copied = copied_example(" ".join(turns), examples) if s["kind"] == "benign" else None
         if not turns:
             item.kept, item.drop_reason = False, "empty"
         elif len(" ".join(turns).split()) < c.min_words:
             item.kept, item.drop_reason = False, "too_short"
+        elif copied is not None:
+            item.kept, item.drop_reason = False, "copies_example"
+            item.lineage["copies_example"] = copied
         items.append(item)
     alive = [i for i in items if i.kept]
     verdicts = novelty_filter([" ".join(i.user_turns) for i in alive], [], c.near_dup_threshold)
@@ -326,8 +349,17 @@ def adversarial_to_samples(result: AdversarialResult) -> list:
     """Kept items as conversation samples: optional system prompt, the user turns with the
     assistant turns between them, the target as the last assistant turn. ``policy_domain`` is
     the domain code; ``task_type`` ``adversarial`` or ``benign_lookalike``; tags carry the
-    expected behaviour and the attack style; ``extra`` repeats them as fields."""
+    expected behaviour and the attack style; ``extra`` repeats them as fields
+    (``expected_behavior``, ``attack_style``, ``contrast_type``, ``domain_name``). Every sample
+    is checked against the shared vocabulary (``datastore.vocabulary.check_sample``; the codes of
+    the result's taxonomy are allowed besides Llama Guard 3's, for a custom taxonomy).
+
+    Raises:
+        WorkbenchError: a field outside the vocabulary (naming the item and the field).
+    """
     from datastore import Sample
+    from datastore.vocabulary import EXPECTED, check_sample
+    codes = tuple(r["domain"] for r in result.coverage)
     out = []
     for i in result.kept:
         conv = _conversation(i, upto=len(i.user_turns) - 1)
@@ -337,7 +369,8 @@ def adversarial_to_samples(result: AdversarialResult) -> list:
                ([f"contrast:{i.contrast_type}"] if i.contrast_type else [])
         out.append(Sample(kind="conversation", messages=conv, source="adversarial", policy_domain=i.domain,
                           task_type="adversarial" if i.kind == "attack" else "benign_lookalike", tags=tags,
-                          extra={"expected_behaviour": i.expected, "attack_style": i.style,
+                          extra={EXPECTED.name: i.expected, "attack_style": i.style,
                                  "contrast_type": i.contrast_type, "domain_name": i.domain_name},
                           lineage=i.lineage))
+        check_sample(out[-1], allowed_domains=codes, where=f"generated {i.kind} {len(out)} ({i.domain})")
     return out

@@ -105,6 +105,47 @@ def first_paragraph(text: str) -> str:
     return ""
 
 
+#: Trailing list debris: two or more bare list markers ("1.", "2)", "-", "*") with nothing between
+#: them at the end of a text, optionally after a short label ("Answer: 1. 1. 2. 3."). Small models
+#: emit it when a prompt's numbered examples leak into the continuation (seen with the embedded
+#: SmolLM2-135M: "Output: 120 Answer: 1. 1. 2. 3."). Ours, not a published filter.
+_LIST_DEBRIS = re.compile(r"(?:(?<=\s)|^)(?:[A-Za-z][A-Za-z ]{0,24}:\s*)?"
+                          r"(?:(?:\d{1,3}[.)]|[-*\u2022])(?:\s+|$)){2,}\s*\Z")
+
+
+def strip_list_debris(text: str | None) -> tuple[str | None, bool]:
+    """``(text without trailing list debris, whether any was removed)``; the text is right-stripped
+    when debris is removed. A text that is debris only comes back as ``""``. None stays None."""
+    if not text:
+        return text, False
+    m = _LIST_DEBRIS.search(text)
+    if not m:
+        return text, False
+    return text[:m.start()].rstrip(), True
+
+
+def strip_sample_debris(samples: list) -> int:
+    """Strip trailing list debris (:func:`strip_list_debris`) in place from every generated text of
+    ``samples`` (``datastore.Sample``: instruction, input, output, and the string content of each
+    message). Returns how many texts changed; a text that would become empty is left as it is."""
+    n = 0
+
+    def clean(v):
+        nonlocal n
+        new, hit = strip_list_debris(v) if isinstance(v, str) else (v, False)
+        if hit and new.strip():
+            n += 1
+            return new
+        return v
+    for s in samples:
+        for f in ("instruction", "input", "output"):
+            setattr(s, f, clean(getattr(s, f)))
+        for m in s.messages or []:
+            if isinstance(m, dict) and isinstance(m.get("content"), str):
+                m["content"] = clean(m["content"])
+    return n
+
+
 def novelty_filter(candidates: list[str], pool: list[str] = (), threshold: float = 0.7) -> list[dict]:
     """For each candidate, in order: ``{"kept", "reason", "score", "match"}``; ``reason`` is
     ``duplicate`` (exact repeat of the pool or an earlier kept candidate, after whitespace

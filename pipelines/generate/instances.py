@@ -36,8 +36,8 @@ DEMO_SEED_TASKS = Path(__file__).resolve().parents[1] / "demo_data" / "seed_task
 #: Task-level drop reasons, in the order they are checked.
 TASK_DROP_REASONS: tuple[str, ...] = ("no_instances", "conflicting_instances")
 #: Instance-level drop reasons.
-INSTANCE_DROP_REASONS: tuple[str, ...] = ("empty_output", "input_equals_output", "repetitive_output",
-                                          "duplicate_instance", "over_max_instances")
+INSTANCE_DROP_REASONS: tuple[str, ...] = ("empty_output", "input_equals_output", "repetitive_input",
+                                          "repetitive_output", "duplicate_instance", "over_max_instances")
 
 
 def repetitive(text: str, *, min_lines: int = 4, share: float = 0.5) -> bool:
@@ -205,7 +205,8 @@ def filter_instances(instances: list[Instance], max_instances: int) -> tuple[lis
     task drop reason or None)``.
 
     In order: an empty output, or an input equal to its output, drops the instance
-    (``filter_invalid_instances``); so does an output that loops (:func:`repetitive`, ours);
+    (``filter_invalid_instances``); so does an input or an output that loops (:func:`repetitive`,
+    ours: ``repetitive_input``, ``repetitive_output``);
     an exact repeat of an earlier (input, output) drops it;
     two instances with the same non-empty input and different outputs drop the whole task
     (``conflicting_instances``: ``filter_duplicate_instances``); then at most ``max_instances``
@@ -221,6 +222,8 @@ def filter_instances(instances: list[Instance], max_instances: int) -> tuple[lis
             reason = "empty_output"
         elif x.input.strip() and x.input.strip() == x.output.strip():
             reason = "input_equals_output"
+        elif repetitive(x.input):
+            reason = "repetitive_input"
         elif repetitive(x.output):
             reason = "repetitive_output"
         elif (x.input, x.output) in seen:

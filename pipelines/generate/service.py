@@ -213,8 +213,9 @@ def run_generation(workspace: str | Path, request: GenerateRequest | dict, *, us
         progress: called with ``{"step", "done", "total", "generated", "kept", "dropped"}``.
 
     Returns:
-        ``{"method", "staging", "version", "kept", "generated", "dropped": {reason: n}, ...}``
-        (``version`` None when nothing was kept).
+        ``{"method", "staging", "version", "kept", "generated", "dropped": {reason: n},
+        "debris_stripped": n, ...}`` (``version`` None when nothing was kept; ``debris_stripped``:
+        texts whose trailing list debris was removed, ``batching.strip_list_debris``).
 
     Raises:
         PermissionDenied; WorkbenchError for bad parameters; Cancelled when cancelled.
@@ -243,11 +244,16 @@ def run_generation(workspace: str | Path, request: GenerateRequest | dict, *, us
         with open(jd / "dropped.jsonl", "w", encoding="utf-8") as f:
             for d in dropped_items:
                 f.write(json.dumps(d, ensure_ascii=False, default=str) + "\n")
+    from .batching import strip_sample_debris
+    debris = strip_sample_debris(samples)
+    if debris:
+        extra["summary"] = "; ".join(filter(None, [extra.get("summary"),
+                                                   f"trailing list debris stripped from {debris} text(s)"]))
     info = backend.info()
     for s in samples:
         s.lineage = {**(s.lineage or {}), "job_id": job_id, "method": req.method, "backend_info": info}
     result = {"method": req.method, "staging": staging, "generated": counts["generated"], "kept": len(samples),
-              "dropped": counts["dropped"], **extra}
+              "dropped": counts["dropped"], "debris_stripped": debris, **extra}
     version = None
     if samples:
         from pipelines.curation import stage_candidates
@@ -367,7 +373,7 @@ def _dispatch(req: GenerateRequest, backend, inputs: dict, ckpt: Checkpoint, sho
         cfg = cfg.model_copy(update={"prompt_sampling": ov.apply(cfg.prompt_sampling)})
         res = generate_adversarial(backend, cfg, checkpoint=ckpt, should_stop=should_stop, progress=report)
         dropped = [{"text": " / ".join(i.user_turns), "reason": i.drop_reason, "domain": i.domain,
-                    "style": i.style, "match": i.lineage.get("near_duplicate_of")} for i in res.items if not i.kept]
+                    "style": i.style, "match": i.lineage.get("near_duplicate_of") or i.lineage.get("copies_example")} for i in res.items if not i.kept]
         extra["coverage"] = res.coverage
         return adversarial_to_samples(res), dropped, res.counts(), extra
 

@@ -16,9 +16,10 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from datastore.errors import FormatError, WorkbenchError
+from datastore.vocabulary import EXPECTED_BEHAVIOURS
 
-Behaviour = Literal["refuse", "safe-complete", "comply"]
-BEHAVIOURS: tuple[str, ...] = ("refuse", "safe-complete", "comply")
+Behaviour = Literal["refuse", "safe-complete", "comply"]  # = EXPECTED_BEHAVIOURS (a test checks)
+BEHAVIOURS: tuple[str, ...] = EXPECTED_BEHAVIOURS  # datastore.vocabulary: defined once
 DEFAULT_TAXONOMY = "llama_guard_3"
 
 

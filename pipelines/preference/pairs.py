@@ -302,12 +302,28 @@ def _edited_text(answers: dict) -> str | None:
     return None
 
 
+def _as_shown(sample, shown):
+    """The sample as the annotator saw it: ``shown`` (``{"instruction", "response"}`` stored
+    with an edit, ``pipelines.review.annotate._shown_texts``) put back with the review's own
+    rule (``pipelines.review.adjudicate.apply_edit``); without it the sample stands."""
+    if not isinstance(shown, dict) or not hasattr(sample, "kind"):
+        return sample
+    from pipelines.review.adjudicate import apply_edit
+    try:
+        return apply_edit(sample, {k: v for k, v in shown.items() if isinstance(v, str)})
+    except WorkbenchError:  # no such turn: the sample as it is
+        return sample
+
+
 def records_from_annotations(samples: dict, annotations: Iterable[dict], *,
                              source: dict | None = None) -> tuple[list[EditRecord], list[RankingRecord]]:
     """Turn review annotations into extraction records.
 
     Args:
-        samples: ``{sample_id: Sample}`` as the annotators saw them.
+        samples: ``{sample_id: Sample}``; an edit's ``answers["shown"]`` (the instruction and
+            response the annotator saw, stored when they submitted) replaces the sample's texts,
+            so the pairs are the same whether extracted before or after an adjudicator adopted
+            the edit into the sample.
         annotations: dicts with ``annotation_id``, ``sample_id``, ``annotator``, ``decision``
             (accept/reject/edit) and ``answers`` (dict). An annotation is an *edit* when its
             decision is ``edit`` and an answer under one of :data:`EDIT_KEYS` holds text; a
@@ -329,7 +345,7 @@ def records_from_annotations(samples: dict, annotations: Iterable[dict], *,
         if isinstance(answers, str):
             answers = json.loads(answers)
         src = {**base, "sample_id": a["sample_id"]}
-        prompt, response = prompt_and_response(s)
+        prompt, response = prompt_and_response(_as_shown(s, answers.get("shown")))
         cands = next((s.extra[k] for k in CANDIDATE_KEYS if s.extra and isinstance(s.extra.get(k), list)), None)
         r = answers.get("ranking", answers.get("ranks"))
         if cands and (r is not None or answers.get("preferred") is not None):

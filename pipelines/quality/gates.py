@@ -7,7 +7,9 @@ column expectations can be added by hand (the Quality page edits the JSON or a f
 They run against one row per sample with these columns (:func:`gate_frame`):
 
 ``sample_id, kind, prompt, response, turns, task_type, policy_domain, language, source,
-expected_behavior`` (stored fields) and the derived ``prompt_chars``, ``response_words``
+expected_behavior`` (stored fields, read through ``datastore.vocabulary``: an old spelling
+such as ``extra["expected_behaviour"]`` or the domain ``S9_indiscriminate_weapons`` arrives as
+``expected_behavior`` and ``S9``) and the derived ``prompt_chars``, ``response_words``
 (whitespace tokens), ``empty_turns`` (turns whose content is blank), ``role_problems``
 (role-order warnings of ``pipelines.formats.conversation.check_roles``: starts with the
 assistant, two turns of one role in a row, a system turn in the middle, ends on a user
@@ -38,11 +40,12 @@ from pathlib import Path
 from datastore import Store
 from datastore import quality as Q
 from datastore import versions as V
+from datastore import vocabulary
 from datastore.errors import NotFound, WorkbenchError
 
 log = logging.getLogger("workbench.quality")
 
-EXPECTED_BEHAVIOURS = ["refuse", "safe-complete", "comply"]
+EXPECTED_BEHAVIOURS = list(vocabulary.EXPECTED_BEHAVIOURS)
 FRAME_COLUMNS = ["sample_id", "kind", "prompt", "response", "turns", "task_type", "policy_domain", "language",
                  "source", "expected_behavior", "prompt_chars", "response_words", "empty_turns", "role_problems"]
 MAX_EXAMPLES = 20
@@ -76,13 +79,14 @@ def _describe(e: dict) -> str:
 def default_suite(*, domains: list[str] | None = None, max_response_words: int = 4000,
                   max_prompt_chars: int = 20000) -> dict:
     """The starting suite for a dataset (module docstring). ``domains``: allowed policy
-    domains (default: the default taxonomy's codes, when available)."""
+    domains (default: the default taxonomy's codes, when available, else the shared
+    vocabulary's Llama Guard 3 codes, ``datastore.vocabulary.POLICY_DOMAINS``)."""
     if domains is None:
         try:
             from pipelines.generate.taxonomy import load_taxonomy
             domains = [d.code for d in load_taxonomy().domains]
         except Exception:  # noqa: BLE001 - the generator's taxonomy is optional
-            domains = []
+            domains = list(vocabulary.POLICY_DOMAINS)
 
     def e(t, **kw):
         return {"type": t, "kwargs": kw}

@@ -16,6 +16,7 @@ from datastore import Conflict, NotFound, Sample, Store, WorkbenchError
 from datastore import annotations as A
 from datastore import review_tasks as RT
 from datastore import versions as V
+from datastore import vocabulary
 from datastore.review_retry import run_write
 
 from ._common import check, read_store, task_of
@@ -76,6 +77,14 @@ def item_answers(workspace: str | Path, user: str | None, task: int | str, sampl
                 "adjudications": RT.adjudications(st.conn, t["task_id"], sample_id),
                 "round": it["round"], "state": it["state"], "questions": t["questions"],
                 "dataset": t["dataset"], "removed_in": removed_in, "last_revision": last}
+
+
+def _task_options(t: dict, key: str) -> tuple:
+    """The task's own options for question ``key`` in canonical spelling (a task may use a
+    custom taxonomy's domain codes); they are allowed besides the shared vocabulary's values."""
+    f = vocabulary.FIELDS[key]
+    opts = [f.canonical(o) for q in t["questions"] if q["name"] == key for o in q.get("options") or []]
+    return tuple(o for o in opts if isinstance(o, str) and o != vocabulary.NO_DOMAIN)
 
 
 def apply_edit(sample: Sample, edit: dict) -> Sample:
@@ -147,7 +156,8 @@ def adjudicate(workspace: str | Path, user: str | None, task: int | str, sample_
             new = apply_edit(new, answers["edit"])
         for key in ("difficulty", "policy_domain"):
             if answers.get(key) and any(q["name"] == key for q in t["questions"]):
-                setattr(new, key, None if answers[key] == "none" else answers[key])
+                value = vocabulary.canonical_domain(answers[key]) if key == "policy_domain" else answers[key]
+                setattr(new, key, vocabulary.FIELDS[key].check(value, allowed=_task_options(t, key)))
         annotators = sorted({a["annotator"] for a in anns})
         new.annotator_ids = list(dict.fromkeys([*(sample.annotator_ids or []), *annotators, who]))
         update, remove = {}, []

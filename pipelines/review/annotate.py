@@ -128,6 +128,21 @@ def save_draft(workspace: str | Path, user: str | None, task: int | str, sample_
     run_write(workspace, write, what="saving a draft")
 
 
+def _shown_texts(sample) -> dict:
+    """The texts an edit replaces, as the annotator saw them: ``{"instruction", "response"}``
+    (the instruction and output, or a conversation's last user and last assistant turn; a
+    missing one is None). Stored with an edit's answers under ``shown``, so the edit's
+    before and after stay known after an adjudicator adopts it (preference pairs are made
+    from them: ``pipelines.preference.pairs.records_from_annotations``)."""
+    if sample.kind == "conversation":
+        last = {}
+        for m in sample.messages or []:
+            if m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str):
+                last[m["role"]] = m["content"]
+        return {"instruction": last.get("user"), "response": last.get("assistant")}
+    return {"instruction": sample.instruction, "response": sample.output}
+
+
 def submit(workspace: str | Path, user: str | None, task: int | str, sample_id: int, answers: dict, *,
            submit_id: str, time_spent_ms: int | None = None, row_hash: str | None = None) -> Ack:
     """Submit the user's answers for one item; returns once the annotation is committed.
@@ -136,6 +151,7 @@ def submit(workspace: str | Path, user: str | None, task: int | str, sample_id: 
     with ``written=False``. A second submit (new id) for the same item replaces the user's
     own answer for the current round (going back to change an answer), never adds one.
     ``row_hash`` (of the sample as shown) guards against answering a text that has changed.
+    An edit's answers also keep the texts it replaces as shown (``shown``: :func:`_shown_texts`).
 
     Raises PermissionDenied (not the user's item, or may not annotate), WorkbenchError
     (invalid answers, naming the question), Conflict (already adjudicated; the sample changed
@@ -161,6 +177,8 @@ def submit(workspace: str | Path, user: str | None, task: int | str, sample_id: 
         current = RT.current_sample(st.conn, t["dataset_id"], sample_id)
         if row_hash and current is not None and current.row_hash != row_hash:
             raise Conflict(f"sample {sample_id} changed since it was shown; reload it and answer again")
+        if clean.get("edit") and current is not None:
+            clean["shown"] = _shown_texts(current)
         ann_id, written = A.submit(st.conn, submit_id=submit_id, checked=True, task_id=t["task_id"], sample_id=sample_id,
                                    annotator=who, round_=it["round"],
                                    row_hash=current.row_hash if current else row_hash, answers=clean,

@@ -1,30 +1,32 @@
 """The questions a task asks, their defaults, and validation of submitted answers.
 
-Default form (issue 3 item 3): a decision (accept, reject, edit: a corrected response or
-instruction), quality rating 1 to 5, difficulty, policy domain, flags and a note. Policy
-domains follow the Llama Guard 3 hazard taxonomy S1-S14 (Meta, "Llama Guard 3" model card,
-2024), plus ``none``.
+Default form: a decision (accept, reject, edit: a corrected response or instruction), quality
+rating 1 to 5, difficulty, policy domain, flags and a note. Policy domains and difficulties
+come from the shared vocabulary (``datastore.vocabulary``): the Llama Guard 3 codes S1-S14
+(Meta, "Llama Guard 3" model card, 2024), plus ``none``; an answer in an older spelling
+(``S9_indiscriminate_weapons``) is accepted as its code, and a task created with the older
+options still takes the codes.
 """
 from __future__ import annotations
 
 import copy
 
-from datastore import WorkbenchError
+from datastore import WorkbenchError, vocabulary
 from datastore.review_tasks import valid_ident
 
 KINDS = ("decision", "rating", "label", "multilabel", "text")
 DECISIONS = ("accept", "reject", "edit")
-POLICY_DOMAINS = ("none", "S1_violent_crimes", "S2_non_violent_crimes", "S3_sex_related_crimes",
-                  "S4_child_sexual_exploitation", "S5_defamation", "S6_specialized_advice", "S7_privacy",
-                  "S8_intellectual_property", "S9_indiscriminate_weapons", "S10_hate", "S11_suicide_self_harm",
-                  "S12_sexual_content", "S13_elections", "S14_code_interpreter_abuse")
+POLICY_DOMAINS = (vocabulary.NO_DOMAIN, *vocabulary.POLICY_DOMAINS)
+#: Display names of the policy domain options (``{"S9": "S9 Indiscriminate Weapons"}``).
+POLICY_DOMAIN_NAMES = {c: f"{c} {n}" for c, n in vocabulary.POLICY_DOMAINS.items()}
 FLAGS = ("unsafe", "factually_wrong", "should_refuse", "should_not_refuse", "personal_data")
 
 DEFAULT_QUESTIONS: list[dict] = [
     {"name": "decision", "kind": "decision", "label": "Decision", "options": list(DECISIONS), "required": True},
     {"name": "rating", "kind": "rating", "label": "Quality", "min": 1, "max": 5, "required": False},
-    {"name": "difficulty", "kind": "label", "label": "Difficulty", "options": ["easy", "medium", "hard"]},
-    {"name": "policy_domain", "kind": "label", "label": "Policy domain", "options": list(POLICY_DOMAINS)},
+    {"name": "difficulty", "kind": "label", "label": "Difficulty", "options": list(vocabulary.DIFFICULTIES)},
+    {"name": "policy_domain", "kind": "label", "label": "Policy domain", "options": list(POLICY_DOMAINS),
+     "option_labels": POLICY_DOMAIN_NAMES},
     {"name": "flags", "kind": "multilabel", "label": "Flags", "options": list(FLAGS)},
     {"name": "note", "kind": "text", "label": "Note"},
 ]
@@ -75,6 +77,17 @@ def normalize_questions(questions: list[dict] | None) -> list[dict]:
     return out
 
 
+def _option_spelling(name: str, value, options: list):
+    """``value`` as the question's option of the same meaning, for a question named after a
+    shared field (``policy_domain``): ``S9_indiscriminate_weapons`` answers ``S9`` and the
+    reverse, whichever spelling the task's options use."""
+    f = vocabulary.FIELDS.get(name)
+    if f is None or value in options or not isinstance(value, str):
+        return value
+    want = f.canonical(value)
+    return next((o for o in options if isinstance(o, str) and f.canonical(o) == want), value)
+
+
 def validate_answers(questions: list[dict], answers: dict) -> dict:
     """Check ``answers`` against the task's questions; returns a clean copy (unknown keys
     dropped, empty values removed). Raises WorkbenchError naming the question."""
@@ -93,9 +106,11 @@ def validate_answers(questions: list[dict], answers: dict) -> dict:
             if isinstance(v, bool) or not isinstance(v, int) or not q["min"] <= v <= q["max"]:
                 raise WorkbenchError(f"'{q['label']}' must be an integer from {q['min']} to {q['max']}, not {v!r}")
         elif kind == "label":
+            v = _option_spelling(name, v, q["options"])
             if v not in q["options"]:
                 raise WorkbenchError(f"'{q['label']}' must be one of {', '.join(map(str, q['options']))}, not '{v}'")
         elif kind == "multilabel":
+            v = [_option_spelling(name, x, q["options"]) for x in v] if isinstance(v, list) else v
             if not isinstance(v, list) or any(x not in q["options"] for x in v):
                 raise WorkbenchError(f"'{q['label']}' must be a list of {', '.join(q['options'])}")
             v = sorted(set(v), key=q["options"].index)

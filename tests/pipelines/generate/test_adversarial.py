@@ -89,9 +89,9 @@ def test_labels_targets_quota_and_coverage():
     assert len(samples) == len(kept)
     s = next(x for x in samples if x.extra["attack_style"] == "multi_turn")
     assert [m["role"] for m in s.messages] == ["user", "assistant", "user", "assistant", "user", "assistant"]
-    assert s.policy_domain in ("S2", "S6") and f"expected:{s.extra['expected_behaviour']}" in s.tags
+    assert s.policy_domain in ("S2", "S6") and f"expected:{s.extra['expected_behavior']}" in s.tags
     b = next(x for x in samples if x.task_type == "benign_lookalike")
-    assert b.extra["expected_behaviour"] == "comply" and any(t.startswith("contrast:") for t in b.tags)
+    assert b.extra["expected_behavior"] == "comply" and any(t.startswith("contrast:") for t in b.tags)
 
 
 def test_near_duplicates_are_dropped_with_reason():
