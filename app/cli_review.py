@@ -170,7 +170,7 @@ def annotate_next(task: str = typer.Option(..., "--task", "-t"), as_json: bool =
     out = _cli().out
     out.rule(f"task {it.task} · sample #{it.sample.sample_id} · {it.progress['done']}/{it.progress['total']} done")
     for turn in it.sample.turns():
-        out.print(f"[bold cyan]{turn['role']}[/]: {turn['content']}", highlight=False)
+        out.print(f"[bold cyan]{turn['role']}[/]: {turn.get('content')}", highlight=False)
     for s in it.suggestions:
         score = "" if s.get("score") is None else f"score {s['score']:.2f}"
         out.print(f"[magenta]suggestion ({s['source']})[/]: {s.get('text') or s.get('decision') or ''} {score}",
@@ -269,7 +269,7 @@ def adjudicate_show(task: str = typer.Option(..., "--task", "-t"), sample: int =
                   + ("; its last revision:" if d["last_revision"] else ""), highlight=False)
         shown = d["last_revision"]
     for turn in shown.turns() if shown else []:
-        out.print(f"[bold cyan]{escape(turn['role'])}[/]: {escape(str(turn['content']))}", highlight=False)
+        out.print(f"[bold cyan]{escape(turn['role'])}[/]: {escape(str(turn.get('content')))}", highlight=False)
     for a in d["annotations"]:
         out.print(f"[bold]#{a['annotation_id']} {escape(a['annotator'])}[/]: "
                   f"{escape(json.dumps(a['answers'], ensure_ascii=False))}", highlight=False)

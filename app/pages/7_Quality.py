@@ -55,7 +55,7 @@ def _chart(key: str, fig, ws, name, number, user) -> None:
             label = f"{facet} = {value}" + (f", {rc}" if rc else "")
             st.markdown(f"**Samples behind {common.md_escape(label)}** (first {len(rows)})")
             for s in rows:
-                with st.expander(f"#{s.sample_id} · {common.preview(s.instruction or (s.turns()[-1]['content'] if s.turns() else ''), 90)}"):
+                with st.expander(f"#{s.sample_id} · {common.preview(s.instruction or (s.turns()[-1].get('content') or '' if s.turns() else ''), 90)}"):
                     common.render_sample(s)
 
 

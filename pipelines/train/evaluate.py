@@ -204,7 +204,7 @@ def evaluate_run(run_dir: str | Path, *, max_new_tokens: int = 64, limit: int | 
             continue
         rows_meta.append((ds, s, inp))
         prompts.append(inp.prefix(last))
-        refs.append(inp.messages[last]["content"] or "")
+        refs.append(inp.messages[last].get("content") or "")
     losses = []
     for _, _, c in rows_meta:  # one at a time: tokenize drops rows without targets, keep alignment
         r, _ = tokenize(tok, [c], tpl, cfg["max_length_tokens"], assistant_only=cfg.get("assistant_only_loss", True))
