@@ -666,6 +666,7 @@ def encode_conversations(tokenizer, conversations: list[TemplateInput | list[dic
     executor = ThreadPoolExecutor(workers) if workers else None
     tasks: deque = deque()
     chunk: list[tuple[int, str, list]] = []
+    i = 0  # the conversation being rendered, named when its render fails
     try:
         for i, messages in enumerate(conversations):
             if own and i in own:

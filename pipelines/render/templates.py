@@ -44,7 +44,7 @@ from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from datastore.errors import NotFound, WorkbenchError
-from pipelines.render.inputs import TemplateInput
+from pipelines.render.inputs import TemplateInput, explain_render_error
 
 _HEADER = re.compile(r"\{#-?\s*wb-template:(?P<body>.*?)-?#\}", re.S)
 _GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
@@ -546,6 +546,7 @@ def render_chat_text(text: str, messages, *, add_generation_prompt: bool | None 
         TemplateRenderError (``raise_exception`` keeps the template's own message) /
         TemplateSecurityError.
     """
+    inp = None
     if isinstance(messages, TemplateInput):
         inp = messages
         vars_ = inp.variables()
@@ -572,7 +573,14 @@ def render_chat_text(text: str, messages, *, add_generation_prompt: bool | None 
         with pinned_clock(now):
             return _generate(tpl, ctx, track)
     except (TemplateError, TypeError, ValueError) as e:
-        raise _wrap(e, name) from (None if isinstance(e, TemplateRenderError) else e)
+        err = _wrap(e, name)
+        cause = None if isinstance(e, TemplateRenderError) else e
+        if inp is not None and cause is not None:  # the input's shape failed the template: name it
+            err.__cause__ = cause
+            better = explain_render_error(err, inp, name)
+            if better is not err:
+                raise better from err
+        raise err from cause
 
 
 _GEN_OPEN_TAG = re.compile(r"\{%([-+]?)\s*generation\s*([-+]?)%\}")
