@@ -16,39 +16,31 @@ import pytest
 from pipelines.render import (
     encode_conversations,
     get_template,
-    render_chat_text,
+    render_chat,
     render_with_mask,
     template_from_file,
 )
 from pipelines.render.inputs import template_input
 from tests.conftest import shared_file
 from tests.pipelines.render import tool_cases as tc
+from tests.pipelines.test_template_masks import learned_runs
 
 CASES = {c[0]: c for c in tc.written_cases()}
 PARIS_CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
 
 
 def learned(tok, ids, labels) -> list[str]:
-    """The decoded runs of consecutive learned tokens."""
-    runs, cur = [], []
-    for i, lab in zip(ids, labels):
-        if lab != -100:
-            assert lab == i
-            cur.append(i)
-        elif cur:
-            runs.append(cur)
-            cur = []
-    if cur:
-        runs.append(cur)
-    return [tok.decode(r) for r in runs]
+    """The decoded runs of consecutive learned tokens (each label equal to its id)."""
+    assert all(lab in (-100, i) for i, lab in zip(ids, labels))
+    return [tok.decode(r) for r in learned_runs(ids, labels)]
 
 
 def masked(tok, tpl, case, **kw):
     """``(learned runs, rendered text)`` of a case through the template input and render_with_mask."""
     _, messages, tools, documents = case
     inp = template_input(messages, tpl, tokenizer=tok, tools=tools, documents=documents)
-    ids, labels = render_with_mask(tok, inp.messages, tpl, **inp.variables(), **kw)
-    assert tok.decode(ids) == render_chat_text(tpl.text, inp.messages, **inp.variables())[0]
+    ids, labels = render_with_mask(tok, inp, tpl, **kw)
+    assert tok.decode(ids) == render_chat(inp, tpl)
     return learned(tok, ids, labels), tok.decode(ids)
 
 
@@ -103,8 +95,8 @@ def test_chatml_tools_reasoning_learned_or_masked(chatml_tools):
     # the batch path (marked render, fast tokenizer) gives the same labels
     inp = template_input(case[1], tpl, tokenizer=tok, tools=case[2])
     for flag in (True, False):
-        assert encode_conversations(tok, [inp.messages], tpl, train_on_reasoning=flag, **inp.variables())[0] == \
-            render_with_mask(tok, inp.messages, tpl, train_on_reasoning=flag, **inp.variables())
+        assert encode_conversations(tok, [inp], tpl, train_on_reasoning=flag)[0] == \
+            render_with_mask(tok, inp, tpl, train_on_reasoning=flag)
 
 
 def test_chatml_tools_on_real_tool_data(chatml_tools):
@@ -115,8 +107,8 @@ def test_chatml_tools_on_real_tool_data(chatml_tools):
     calls = results = 0
     for cid, messages, tools, documents in cases:
         inp = template_input(messages, tpl, tokenizer=tok, tools=tools)
-        batch_ids, batch_labels = encode_conversations(tok, [inp.messages], tpl, **inp.variables())[0]
-        ids, labels = render_with_mask(tok, inp.messages, tpl, **inp.variables())
+        batch_ids, batch_labels = encode_conversations(tok, [inp], tpl)[0]
+        ids, labels = render_with_mask(tok, inp, tpl)
         assert (ids, labels) == (batch_ids, batch_labels)
         runs = learned(tok, ids, labels)
         want = [m for m in messages if m["role"] == "assistant"]
@@ -142,8 +134,7 @@ def test_plain_chatml_masks_tool_results_and_system(tokenizer):
     msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather?"},
             {"role": "assistant", "content": "Checking."}, {"role": "tool", "content": "18 degrees"},
             {"role": "assistant", "content": "18 degrees."}]
-    inp = template_input(msgs, tpl, tokenizer=tok)
-    ids, labels = render_with_mask(tok, inp.messages, tpl, **inp.variables())
+    ids, labels = render_with_mask(tok, template_input(msgs, tpl, tokenizer=tok), tpl)
     assert learned(tok, ids, labels) == ["Checking.<|im_end|>", "18 degrees.<|im_end|>"]
 
 

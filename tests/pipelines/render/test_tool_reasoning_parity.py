@@ -24,7 +24,7 @@ from pipelines.render import (
     TemplateRenderError,
     control_strings_in,
     pinned_clock,
-    render_chat_text,
+    render_chat,
     render_with_mask,
     template_from_text,
 )
@@ -108,25 +108,21 @@ def _run_template(fname: str, case: dict, corpus, base) -> list:
             ref = tok.apply_chat_template(messages, tools=tools, documents=documents, tokenize=False,
                                           add_generation_prompt=agp, **kw)
         except Exception as e:  # noqa: BLE001 - parity: HF's own error, whatever its type
+            inp = template_input(messages, tpl, tokenizer=tok, tools=tools, documents=documents,
+                                 add_generation_prompt=agp)
             with pytest.raises(TemplateRenderError) as ours:
-                inp = template_input(messages, tpl, tokenizer=tok, tools=tools, documents=documents,
-                                     add_generation_prompt=agp)
-                render_chat_text(tpl.text, inp.messages, add_generation_prompt=inp.add_generation_prompt,
-                                 name=fname, **inp.variables(), **kw)
+                render_chat(inp, tpl, **kw)
             assert str(e) in str(ours.value), (fname, cid)
             with pytest.raises(TemplateRenderError):
-                render_with_mask(tok, inp.messages, tpl, add_generation_prompt=inp.add_generation_prompt,
-                                 **inp.variables(), **kw)
+                render_with_mask(tok, inp, tpl, **kw)
             rows.append((cid, "raised", str(e)))
             continue
         inp = template_input(messages, tpl, tokenizer=tok, tools=tools, documents=documents,
                              add_generation_prompt=agp)
-        ours = render_chat_text(tpl.text, inp.messages, add_generation_prompt=inp.add_generation_prompt,
-                                name=fname, **inp.variables(), **kw)[0]
+        ours = render_chat(inp, tpl, **kw)
         assert ours == ref, (fname, cid)
         try:
-            ids, labels = render_with_mask(tok, inp.messages, tpl, add_generation_prompt=inp.add_generation_prompt,
-                                           require_loss=False, **inp.variables(), **kw)
+            ids, labels = render_with_mask(tok, inp, tpl, require_loss=False, **kw)
         except TemplateRenderError as e:  # no loss mask from prefixes: refused, with the reason
             assert "differently once later turns follow" in str(e), (fname, cid, str(e))
             ids, labels = tok(ours, add_special_tokens=False)["input_ids"], None
