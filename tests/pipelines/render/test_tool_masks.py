@@ -153,6 +153,22 @@ def test_llama31_prefix_masks_cover_calls_not_ipython_results(llama):
         masked(tok, tpl, CASES["reasoning-and-calls"])[0]
 
 
+def test_mistral_v03_masks_when_the_tool_schemas_move(tokenizer):
+    """Mistral v0.3 writes ``[AVAILABLE_TOOLS]`` before the last user message, so an earlier
+    turn's prefix differs from the whole render: the turn is found after the previous one, and
+    neither the schemas nor the ``[TOOL_RESULTS]`` are learned."""
+    tpl = get_template("mistral-v0.3")
+    tok = tc.tokenizer_for_text(tokenizer, tpl.text, tpl.special_tokens_map)
+    runs, text = masked(tok, tpl, CASES["multi-turn-calls"])
+    assert runs == [' [TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Paris"}, "id": "call_1"}] </s>',
+                    " 18 degrees and cloudy in Paris. </s>",
+                    ' [TOOL_CALLS] [{"name": "get_weather", "arguments": "{\\"city\\": \\"Oslo\\", \\"unit\\": '
+                    '\\"c\\"}", "id": "call_2"}] </s>',
+                    " 4 degrees in Oslo. </s>"]
+    assert text.index("[AVAILABLE_TOOLS]") > text.index("18 degrees")
+    assert '[TOOL_RESULTS] {"call_id": "call_1", "content": {"temp": 18, "sky": "cloudy"}} [/TOOL_RESULTS]' in text
+
+
 def test_qwen3_mask_follows_dropped_reasoning(qwen3):
     """Qwen3 writes the reasoning of the turns after the last user message only: the earlier
     turn's reasoning is neither in the text nor learned; the last turn's is learned, or masked
