@@ -320,7 +320,6 @@ def _content_pieces(render, messages: list[dict], text: str, name: str) -> list[
     return pieces
 
 
-
 _REASONING_KEYS = ("reasoning_content", "thinking", "reasoning")  # read as reasoning (templates.prepare_messages)
 
 
@@ -397,12 +396,17 @@ def _prefix_spans(tpl: Template, messages: list[dict], text: str, ctx: dict) -> 
     A template may write a turn differently once later turns follow: Qwen3, DeepSeek-R1 and
     Kimi-K2-Thinking drop the reasoning of turns before the last user message, and write an empty
     ``<think></think>`` on a last turn without reasoning. The mask follows what the template
-    writes in the whole conversation: the prefixes are rendered without the reasoning the whole
-    render drops; a turn the prefix renders differently starts where the whole render and the
-    prefix with its generation prompt part, and ends at the first end token after it; where the text before a turn differs (Mistral v0.3 and Command-R
-    write the tool schemas before the last user message), the turn as the prefix writes it is
-    found in the whole render after the previous turn. Tool results, tool schemas and system text are never inside a span
-    (they are not assistant turns)."""
+    writes in the whole conversation:
+
+    * the prefixes are rendered without the reasoning the whole render drops;
+    * a turn the prefix renders differently starts where the whole render and the prefix with
+      its generation prompt part, and ends at the first end token after it;
+    * where the text before a turn differs (Mistral v0.3 and Command-R write the tool schemas
+      before the last user message), the turn as the prefix writes it is found in the whole
+      render after the previous turn.
+
+    Tool results, tool schemas and system text are never inside a span (they are not assistant
+    turns). Raises :class:`TemplateRenderError` when none of these finds the turn."""
     spans = []
     eos = ctx.get("eos_token") if isinstance(ctx.get("eos_token"), str) and ctx.get("eos_token") else None
     msgs, retried = messages, False

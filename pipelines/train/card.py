@@ -3,8 +3,9 @@
 A run card records what made an adapter: the dataset versions (name, number, id, content hash,
 mixing weight), the chat template's hash, the base model and the SHA-256 of its weight and
 tokenizer files, the loss-mask settings (assistant turns only, reasoning learned or not), the
-whole config with its seed, the metrics, the library versions, wall time and peak memory. :func:`rerun` trains again from a card with the same config and the same exported
-data (verified by content hash), so the loss curve can be compared (``compare_losses``).
+whole config with its seed, the metrics, the library versions, wall time and peak memory.
+:func:`rerun` trains again from a card with the same config and the same exported data
+(verified by content hash), so the loss curve can be compared (``compare_losses``).
 """
 from __future__ import annotations
 

@@ -165,7 +165,10 @@ def written_cases() -> list[tuple]:
     tool calls), documents, control-token text in content, a non-alternating conversation."""
     w1, w2 = _call(1, "get_weather", {"city": "Paris"}), _call(2, "get_weather", '{"city": "Oslo", "unit": "c"}')
     t3 = _call(3, "get_time", {"city": "Paris"})
-    res = lambda c, text: {"role": "tool", "tool_call_id": c["id"], "name": c["function"]["name"], "content": text}  # noqa: E731
+
+    def res(c, text):
+        return {"role": "tool", "tool_call_id": c["id"], "name": c["function"]["name"], "content": text}
+
     tools = [WEATHER, TIME]
     return [
         ("multi-turn-calls", [
