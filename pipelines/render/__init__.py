@@ -320,32 +320,168 @@ def _content_pieces(render, messages: list[dict], text: str, name: str) -> list[
     return pieces
 
 
+_REASONING_KEYS = ("reasoning_content", "thinking", "reasoning")  # read as reasoning (templates.prepare_messages)
+
+
+def _reasoning_of(m) -> str | None:
+    if not isinstance(m, dict) or m.get("role") != "assistant":
+        return None
+    r = next((m[k] for k in _REASONING_KEYS if m.get(k) is not None), None)
+    return r if isinstance(r, str) and r else None
+
+
+def reasoning_spans(tpl: Template, messages: list[dict], text: str, ctx: dict,
+                    add_generation_prompt: bool = False) -> dict[int, tuple[int, int]]:
+    """Where the template writes each assistant turn's reasoning: ``{message_index: (start, end)}``,
+    character ranges of ``text`` (the render of ``messages``). A turn whose reasoning the template
+    does not write (Qwen3 drops the reasoning of turns before the last user message) is absent.
+
+    Found as the content pieces are (:func:`split_sentinel_text`): the conversation is rendered with
+    a sentinel in place of each reasoning (``reasoning_content``, ``thinking`` or ``reasoning``),
+    and the template text around the sentinels is matched against ``text``; the span is what the
+    template wrote in the sentinel's place (the reasoning as it is, or trimmed as Qwen3 trims it).
+
+    Raises:
+        TemplateRenderError: the text around the reasoning differs once the reasoning is replaced
+            (the template branches on the reasoning's text), so it cannot be located.
+    """
+    owners = [i for i, m in enumerate(messages) if _reasoning_of(m) is not None]
+    if not owners:
+        return {}
+    probe = [dict(m) for m in messages]
+    for k, i in enumerate(owners):
+        for key in _REASONING_KEYS:
+            probe[i].pop(key, None)
+        probe[i]["reasoning_content"] = f"\ue000{k}\ue001"
+    stext = render_chat_text(tpl.text, probe, add_generation_prompt=add_generation_prompt, name=tpl.name, **ctx)[0]
+    parts = _SENTINEL.split(stext)  # [literal, index, literal, index, ..., literal]
+    lits, idx = parts[0::2], [int(x) for x in parts[1::2]]
+    out: dict[int, tuple[int, int]] = {}
+    ok = text.startswith(lits[0])
+    pos = len(lits[0])
+    for n, k in enumerate(idx):
+        if not ok or k >= len(owners):
+            ok = False
+            break
+        nxt = lits[n + 1]
+        if n + 1 == len(idx):
+            end = len(text) - len(nxt)
+            ok = text.endswith(nxt) and end >= pos
+        else:
+            end = text.find(nxt, pos) if nxt else pos
+            ok = end >= 0
+        if ok:
+            out[owners[k]] = (pos, end)
+            pos = end + len(nxt)
+    if not ok:
+        raise TemplateRenderError(
+            f"template '{tpl.name}' writes the text around a reasoning differently depending on the reasoning "
+            "itself, so the reasoning cannot be located for the loss mask", template=tpl.name)
+    return out
+
+
+def _without_unwritten_reasoning(tpl: Template, messages: list[dict], text: str, ctx: dict) -> list[dict]:
+    """``messages`` less the reasoning the template does not write in ``text`` (rendering a prefix
+    of the conversation would write it: Qwen3 keeps the reasoning after the last user message)."""
+    written = reasoning_spans(tpl, messages, text, ctx)
+    return [{k: v for k, v in m.items() if k not in _REASONING_KEYS}
+            if _reasoning_of(m) is not None and i not in written else m for i, m in enumerate(messages)]
+
+
 def _prefix_spans(tpl: Template, messages: list[dict], text: str, ctx: dict) -> list[tuple[int, int]]:
     """Assistant spans of a template without generation markers: for each assistant turn,
     the text the conversation gains from the prompt before it (rendered with the generation
-    prompt) to the conversation including it."""
+    prompt) to the conversation including it, ended at its end token (``eos_token``).
+
+    A template may write a turn differently once later turns follow: Qwen3, DeepSeek-R1 and
+    Kimi-K2-Thinking drop the reasoning of turns before the last user message, and write an empty
+    ``<think></think>`` on a last turn without reasoning. The mask follows what the template
+    writes in the whole conversation:
+
+    * the prefixes are rendered without the reasoning the whole render drops;
+    * a turn the prefix renders differently starts where the whole render and the prefix with
+      its generation prompt part, and ends at the first end token after it;
+    * where the text before a turn differs (Mistral v0.3 and Command-R write the tool schemas
+      before the last user message), the turn as the prefix writes it is found in the whole
+      render after the previous turn.
+
+    Tool results, tool schemas and system text are never inside a span (they are not assistant
+    turns). Raises :class:`TemplateRenderError` when none of these finds the turn."""
     spans = []
-    for i, m in enumerate(messages):
+    eos = ctx.get("eos_token") if isinstance(ctx.get("eos_token"), str) and ctx.get("eos_token") else None
+    msgs, retried = messages, False
+    i = 0
+    while i < len(msgs):
+        m = msgs[i]
         if not isinstance(m, dict) or m.get("role") != "assistant":
+            i += 1
             continue
-        before = render_chat_text(tpl.text, messages[:i], add_generation_prompt=True, name=tpl.name, **ctx)[0] \
+        before = render_chat_text(tpl.text, msgs[:i], add_generation_prompt=True, name=tpl.name, **ctx)[0] \
             if i else ""
-        upto = render_chat_text(tpl.text, messages[:i + 1], add_generation_prompt=False, name=tpl.name, **ctx)[0]
-        if not text.startswith(upto):
+        upto = render_chat_text(tpl.text, msgs[:i + 1], add_generation_prompt=False, name=tpl.name, **ctx)[0]
+        start = len(before) if upto.startswith(before) else len(_common_prefix(before, upto))
+        end = len(upto)
+        if eos is not None:  # end the turn at its end token (Zephyr writes "\n" after it)
+            last = upto.rfind(eos, start)
+            if last >= 0:
+                end = last + len(eos)
+        if text.startswith(upto):
+            pass
+        elif eos is not None and (opened := _opening_in(tpl, msgs[:i], before, text, ctx, eos)) is not None:
+            start = opened  # the turn is written differently: it ends at its first end token
+            end = text.find(eos, start) + len(eos)
+        elif upto[start:end] and text.find(upto[start:end], spans[-1][1] if spans else 0) >= 0:
+            # the text before the turn differs (Mistral v0.3 and Command-R write the tools before
+            # the last user message): the turn as the prefix writes it, first found after the last one
+            turn = upto[start:end]
+            start = text.find(turn, spans[-1][1] if spans else 0)
+            end = start + len(turn)
+        elif not retried and any(_reasoning_of(x) is not None for x in messages):
+            msgs, retried, spans, i = _without_unwritten_reasoning(tpl, messages, text, ctx), True, [], 0
+            continue
+        else:
             raise TemplateRenderError(
                 f"template '{tpl.name}' renders turn {i} differently once later turns follow, so the loss "
                 "mask cannot be taken from prefixes; add {% generation %} markers to the template",
                 template=tpl.name)
-        start = len(before) if upto.startswith(before) else len(_common_prefix(before, upto))
-        end = len(upto)
-        eos = ctx.get("eos_token")
-        if isinstance(eos, str) and eos:  # end the turn at its end token (Zephyr writes "\n" after it)
-            last = upto.rfind(eos, start)
-            if last >= 0:
-                end = last + len(eos)
         if end > start:
             spans.append((start, end))
+        i += 1
     return spans
+
+
+def _opening_in(tpl: Template, prompt_msgs: list[dict], before: str, text: str, ctx: dict, eos: str) -> int | None:
+    """Where the turn after ``prompt_msgs`` starts in ``text`` when the whole render writes the
+    conversation so far as the prefix does but opens the turn differently (Qwen3.5 opens the
+    generation prompt with ``<think>``, not an earlier turn): the end of the common part of
+    ``before`` (the prefix with the generation prompt) and ``text``, provided the prefix without
+    the generation prompt is part of it and an end token follows. None otherwise."""
+    prompt = render_chat_text(tpl.text, prompt_msgs, add_generation_prompt=False, name=tpl.name, **ctx)[0] \
+        if prompt_msgs else ""
+    opened = len(_common_prefix(before, text))
+    if text.startswith(prompt) and opened >= len(prompt) and text.find(eos, opened) >= 0:
+        return opened
+    return None
+
+
+def _minus(spans: list[tuple[int, int]], holes) -> list[tuple[int, int]]:
+    """``spans`` with the character ranges ``holes`` cut out (sorted, empty pieces dropped)."""
+    out = []
+    for a, b in spans:
+        pieces = [(a, b)]
+        for h0, h1 in sorted(holes):
+            nxt = []
+            for x, y in pieces:
+                if h1 <= x or h0 >= y:
+                    nxt.append((x, y))
+                    continue
+                if x < h0:
+                    nxt.append((x, h0))
+                if h1 < y:
+                    nxt.append((h1, y))
+            pieces = nxt
+        out.extend(pieces)
+    return out
 
 
 def _common_prefix(a: str, b: str) -> str:
@@ -453,9 +589,17 @@ def _encode_safe(tokenizer, tpl: Template, messages: list[dict], text: str, span
     return ids, _labels(ids, None, spans, offsets)
 
 
+def _reasoning_masked(tpl: Template, messages: list[dict], text: str, spans, ctx: dict,
+                      add_generation_prompt: bool) -> list[tuple[int, int]]:
+    """``spans`` less the reasoning the template writes (:func:`reasoning_spans`)."""
+    if tpl.kind != "chat" or not any(_reasoning_of(m) is not None for m in messages):
+        return spans
+    return _minus(spans, reasoning_spans(tpl, messages, text, ctx, add_generation_prompt).values())
+
+
 def render_with_mask(tokenizer, messages: TemplateInput | list[dict], template: str | Template = "chatml", *,
                      add_generation_prompt: bool | None = None, require_loss: bool | None = None,
-                     **extra: Any) -> tuple[list[int], list[int]]:
+                     train_on_reasoning: bool = True, **extra: Any) -> tuple[list[int], list[int]]:
     """Render and tokenize a conversation for training: ``(input_ids, labels)``.
 
     ``labels[i]`` is ``input_ids[i]`` for the tokens to learn (the assistant turns with their
@@ -464,6 +608,10 @@ def render_with_mask(tokenizer, messages: TemplateInput | list[dict], template: 
     an assistant turn adds to the prompt rendered before it). Instruction templates (Alpaca)
     take one user turn as ``instruction`` and the assistant turn as ``output``, followed by the
     tokenizer's ``eos_token``. No BOS/EOS is added beyond what the template writes (no doubled BOS).
+    An assistant turn's tool calls are part of its turn (learned); tool results, tool schemas and
+    system text are not. ``train_on_reasoning=False`` leaves the reasoning text the template writes
+    (``reasoning_content``/``thinking``, located by :func:`reasoning_spans`) out of the labels; the
+    answer, the tool calls and the tags around the reasoning stay learned.
 
     ``messages`` is a :class:`TemplateInput` (its generation flag is used unless
     ``add_generation_prompt`` is given) or its ``messages``. Template variables are what
@@ -483,6 +631,8 @@ def render_with_mask(tokenizer, messages: TemplateInput | list[dict], template: 
     messages, add_generation_prompt = inp.messages, inp.add_generation_prompt
     with _explained(inp, tpl.name):
         text, spans = _render_spans(tpl, messages, ctx, add_generation_prompt)
+        if not train_on_reasoning:
+            spans = _reasoning_masked(tpl, messages, text, spans, ctx, add_generation_prompt)
     rx = _added_regex(tokenizer)
     if _has_control(messages, rx):
         ids, labels = _encode_safe(tokenizer, tpl, messages, text, spans, ctx, add_generation_prompt, rx)
@@ -580,7 +730,7 @@ def _idle_workers(cpus: int) -> int:
 def encode_conversations(tokenizer, conversations: list[TemplateInput | list[dict]],
                          template: str | Template = "chatml", *,
                          require_loss: bool | None = True, batch_size: int = 1024,
-                         **extra: Any) -> list[tuple[list[int], list[int]]]:
+                         train_on_reasoning: bool = True, **extra: Any) -> list[tuple[list[int], list[int]]]:
     """:func:`render_with_mask` over many conversations, fast: the template is compiled once,
     and only conversations holding control-token text take the per-sample safe path. Same
     ``(ids, labels)`` as :func:`render_with_mask` for each conversation.
@@ -670,7 +820,8 @@ def encode_conversations(tokenizer, conversations: list[TemplateInput | list[dic
     try:
         for i, messages in enumerate(conversations):
             if own and i in own:
-                out[i] = render_with_mask(tokenizer, inputs[i], tpl, require_loss=False, **extra)
+                out[i] = render_with_mask(tokenizer, inputs[i], tpl, require_loss=False,
+                                          train_on_reasoning=train_on_reasoning, **extra)
                 continue
             found = _scan(messages, scan_rx)  # None, or "control" / "marker" (GEN_OPEN/GEN_CLOSE)
             r = marked(messages, mctx) if marked is not None and found != "marker" else None
@@ -680,6 +831,8 @@ def encode_conversations(tokenizer, conversations: list[TemplateInput | list[dic
                 text, spans = r
                 if i < _CROSS_CHECK and (text, spans) != _render_spans(tpl, messages, ctx, False):
                     marked, (text, spans) = None, _render_spans(tpl, messages, ctx, False)  # pragma: no cover
+            if not train_on_reasoning:
+                spans = _reasoning_masked(tpl, messages, text, spans, ctx, False)
             if found is not None and (found == "control" or _has_control(messages, rx)):
                 out[i] = _encode_safe(tokenizer, tpl, messages, text, spans, ctx, False, rx)
             elif fe is None:

@@ -2,9 +2,10 @@
 
 A run card records what made an adapter: the dataset versions (name, number, id, content hash,
 mixing weight), the chat template's hash, the base model and the SHA-256 of its weight and
-tokenizer files, the whole config with its seed, the metrics, the library versions, wall time and
-peak memory. :func:`rerun` trains again from a card with the same config and the same exported
-data (verified by content hash), so the loss curve can be compared (``compare_losses``).
+tokenizer files, the loss-mask settings (assistant turns only, reasoning learned or not), the
+whole config with its seed, the metrics, the library versions, wall time and peak memory.
+:func:`rerun` trains again from a card with the same config and the same exported data
+(verified by content hash), so the loss curve can be compared (``compare_losses``).
 """
 from __future__ import annotations
 
@@ -102,6 +103,8 @@ def build_card(*, run_dir: Path, config, template, base_path: Path, base_name: s
                        "config_sha256": files.get("config.json")},
         "tokenizer": {"sha256": files.get("tokenizer.json"), "chat_template_sha256": template.sha256},
         "template": template_info(template),
+        "loss_mask": {"assistant_only": config.assistant_only_loss,
+                      "train_on_reasoning": config.train_on_reasoning},
         "datasets": datasets,
         "config": config.model_dump(mode="json"),
         "seed": config.seed,

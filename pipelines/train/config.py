@@ -141,6 +141,10 @@ class TrainConfig(ConfigFile, BaseModel):
     datasets: list[DatasetRef] = Field(default_factory=list)
     eval_ratio: float = Field(0.1, ge=0, lt=1, description="share of each version held out for evaluation")
     assistant_only_loss: bool = True
+    train_on_reasoning: bool = Field(True, description="learn the reasoning the template writes (reasoning_content "
+                                                       "or thinking, e.g. inside <think>...</think>); False keeps it "
+                                                       "in the input but out of the labels (answer and tool calls "
+                                                       "stay learned)")
     packing: bool = False
     over_length_policy: Literal["drop", "truncate", "fail"] = Field(
         "drop", description="preflight policy for samples longer than max_length_tokens (the dropped ones are "

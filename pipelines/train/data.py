@@ -197,13 +197,15 @@ def mix(parts: list[tuple[float | None, list]], seed: int) -> list:
 
 # ---------------------------------------------------------------- tokenize and pack
 def tokenize(tokenizer, conversations: list, template, max_length_tokens: int, *,
-             assistant_only: bool = True) -> tuple[list[dict], dict]:
+             assistant_only: bool = True, train_on_reasoning: bool = True) -> tuple[list[dict], dict]:
     """``{"input_ids", "labels"}`` rows, one per conversation: a sample, a
     :class:`pipelines.render.TemplateInput` or a list of messages, each rendered through
     :func:`pipelines.render.template_input` (its tools, documents and the special tokens of the
     tokenizer and the template). ``assistant_only``: labels -100 outside assistant turns
-    (the render stage's masks, multi-turn included: every assistant turn is a target); otherwise
-    every token is a target. Truncated to ``max_length_tokens`` keeping the start; samples left
+    (the render stage's masks, multi-turn included: every assistant turn, its tool calls included,
+    is a target; tool results, tool schemas and system text are not); otherwise every token is a
+    target. ``train_on_reasoning=False``: the reasoning the template writes is not a target either
+    (:func:`pipelines.render.render_with_mask`). Truncated to ``max_length_tokens`` keeping the start; samples left
     with no target token are dropped. Returns ``(rows, stats)``."""
     from pipelines.render import render_with_mask, template_input
 
@@ -211,7 +213,7 @@ def tokenize(tokenizer, conversations: list, template, max_length_tokens: int, *
                        "tokens": 0, "loss_tokens": 0}
     for conv in conversations:
         ids, labels = render_with_mask(tokenizer, template_input(conv, template, tokenizer=tokenizer), template,
-                                       require_loss=False)
+                                       require_loss=False, train_on_reasoning=train_on_reasoning)
         if not assistant_only:
             labels = list(ids)
         if len(ids) > max_length_tokens:

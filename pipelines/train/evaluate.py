@@ -207,7 +207,8 @@ def evaluate_run(run_dir: str | Path, *, max_new_tokens: int = 64, limit: int | 
         refs.append(inp.messages[last].get("content") or "")
     losses = []
     for _, _, c in rows_meta:  # one at a time: tokenize drops rows without targets, keep alignment
-        r, _ = tokenize(tok, [c], tpl, cfg["max_length_tokens"], assistant_only=cfg.get("assistant_only_loss", True))
+        r, _ = tokenize(tok, [c], tpl, cfg["max_length_tokens"], assistant_only=cfg.get("assistant_only_loss", True),
+                        train_on_reasoning=cfg.get("train_on_reasoning", True))
         losses.append(token_losses(model, r)[0] if r else (0.0, 0))
     total, count = sum(x for x, _ in losses), sum(n for _, n in losses)
     preds = generate(model, tok, tpl, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)

@@ -255,12 +255,14 @@ def _detach_log(handler: logging.Handler, saved) -> None:
 
 
 def build_examples(tokenizer, conversations: list, template,
-                   max_length_tokens: int, assistant_only: bool = True) -> tuple[list[dict], dict]:
+                   max_length_tokens: int, assistant_only: bool = True,
+                   train_on_reasoning: bool = True) -> tuple[list[dict], dict]:
     """Tokenize conversations into ``{"input_ids", "labels"}`` rows (see
     :func:`pipelines.train.data.tokenize`). Returns ``(rows, stats)``."""
     from pipelines.train.data import tokenize
 
-    return tokenize(tokenizer, conversations, template, max_length_tokens, assistant_only=assistant_only)
+    return tokenize(tokenizer, conversations, template, max_length_tokens, assistant_only=assistant_only,
+                    train_on_reasoning=train_on_reasoning)
 
 
 def probe_input_ids(tokenizer, template, prompt: str) -> list[int]:
@@ -381,7 +383,7 @@ def run_sft(config: TrainConfig, conversations: list, run_dir: Path,
             tok.pad_token = tok.eos_token
 
         rows, data_stats = build_examples(tok, conversations, tpl, config.max_length_tokens,
-                                          config.assistant_only_loss)
+                                          config.assistant_only_loss, config.train_on_reasoning)
         log.info("data: %s", data_stats)
         if not rows:
             raise WorkbenchError("no trainable example: every conversation lacks an assistant turn "
@@ -396,7 +398,7 @@ def run_sft(config: TrainConfig, conversations: list, run_dir: Path,
         eval_rows, eval_stats = [], None
         if eval_conversations:
             eval_rows, eval_stats = build_examples(tok, eval_conversations, tpl, config.max_length_tokens,
-                                                   config.assistant_only_loss)
+                                                   config.assistant_only_loss, config.train_on_reasoning)
         dataset = Dataset.from_list(train_rows)
         eval_dataset = Dataset.from_list(eval_rows) if eval_rows else None
 
