@@ -2,12 +2,23 @@
 
 Global options: ``--workspace DIR`` (default ``./workspace`` or ``$WB_WORKSPACE``) and
 ``--user NAME`` (or ``$WB_USER``; before any user exists, commands act as the local admin),
-before or after the subcommand; ``--json`` (on the commands that print data) before or after it
-too (:func:`hoist_global_options`).
-Every error is one line on stderr and a non-zero exit code.
+before or after the subcommand; ``--json`` (on every command that prints a table or data)
+before or after it too (:func:`hoist_global_options`).
+
+Errors (:func:`main`): a usage error (unknown option, missing argument, bad value) prints the
+usage line and ``Error: ...`` and exits 2, as every click program does; a
+:class:`~datastore.errors.WorkbenchError` prints one line ``error: ...`` and exits 1; any other
+exception prints one line naming it and exits 1, with the traceback only when ``WB_DEBUG=1``.
+
+Start-up: ``wb --help`` must answer in under 0.5 s, so this module and the area modules import
+only typer, rich's console and :mod:`datastore.errors` at module level; each command imports
+what it needs (pipelines, and through them duckdb, pyarrow, torch...) inside its function, and
+heavy libraries bound at module level go through :func:`datastore.lazy.lazy`.
+tests/app/test_cli_startup.py checks by module name what ``wb --help`` loads.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -16,7 +27,6 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from datastore.errors import WorkbenchError
@@ -54,10 +64,14 @@ def _json(obj) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
-def _progress() -> Progress:
+def _progress(as_json: bool = False):
+    """A ``rich.progress.Progress`` on stderr for a long command (``with _progress(as_json) as p``):
+    spinner, description, bar, done/total and elapsed time. Disabled (draws nothing) when stderr
+    is not a terminal or the command prints ``--json``, so scripts and logs get no bar."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     return Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
                     TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=err,
-                    transient=True)
+                    transient=True, disable=as_json or not err.is_terminal)
 
 
 @app.command()
@@ -94,7 +108,7 @@ def import_(path: Path = typer.Argument(..., help="File or Hugging Face datasets
                 raise WorkbenchError(f"--map expects FIELD=COLUMN pairs, got '{part}'")
             k, v = part.split("=", 1)
             mapping[k.strip()] = v.strip()
-    with _progress() as prog:
+    with _progress(as_json) as prog:
         task = prog.add_task(f"importing {path.name}", total=None)
         rep = import_file(state.workspace, path, dataset, user=_user(), fmt=format, quarantine=quarantine,
                           mapping=mapping, merge_same_role=merge_same_role, license=license,
@@ -122,7 +136,7 @@ def export(dataset: str = typer.Option(..., "--dataset", "-d"),
            as_json: bool = typer.Option(False, "--json")):
     """Export one version of a dataset."""
     from pipelines.formats import export_version
-    with _progress() as prog:
+    with _progress(as_json) as prog:
         prog.add_task(f"exporting {dataset}", total=None)
         res = export_version(state.workspace, dataset, version, format, out_path, reasoning=reasoning)
     if as_json:
@@ -242,7 +256,7 @@ def preflight(dataset: str = typer.Option(..., "--dataset", "-d"),
     from pipelines.preflight import run_preflight
     if policy not in ("drop", "truncate", "fail", "compress"):
         raise WorkbenchError(f"--policy must be drop, truncate, fail or compress, got '{policy}'")
-    with _progress() as prog:
+    with _progress(as_json) as prog:
         prog.add_task(f"preflight {dataset}", total=None)
         rep = run_preflight(state.workspace, dataset, version, train_template=template, serve_template=serve_template,
                             tokenizer_path=tokenizer, max_length_tokens=max_length, over_length_policy=policy,
@@ -253,7 +267,7 @@ def preflight(dataset: str = typer.Option(..., "--dataset", "-d"),
         for line in rep.summary_lines():
             out.print(line, highlight=False, markup=False, soft_wrap=True)
     if rep.has_errors:
-        sys.exit(1)  # typer.Exit would be swallowed by app(standalone_mode=False) in main()
+        sys.exit(1)
 
 
 @app.command()
@@ -363,15 +377,9 @@ def _option_names(cmd) -> tuple[set[str], set[str]]:
     return names, valued
 
 
-def hoist_global_options(argv: list[str]) -> list[str]:
-    """``argv`` with the global options put where the root command reads them, so
-    ``wb log -d x -u cur`` means ``wb -u cur log -d x``: ``--workspace``/``-w`` and
-    ``--user``/``-u`` (with their value, as ``-u cur`` or ``--user=cur``) found after the
-    subcommand move before it, unless that subcommand has an option of the same name (then
-    it is the subcommand's); ``--json`` given before the subcommand moves after it when the
-    subcommand has a ``--json`` flag. Everything after ``--`` stays where it is. Unknown
-    options are left for click to report."""
-    root = typer.main.get_command(app)
+def _leading_options(argv: list[str]) -> tuple[list[str], int]:
+    """The options before the subcommand (global options with their values) and the index of
+    the first token after them (the subcommand's name, or ``len(argv)``, or ``--``)."""
     head: list[str] = []
     i = 0
     while i < len(argv) and argv[i].startswith("-") and argv[i] != "--":
@@ -380,6 +388,20 @@ def hoist_global_options(argv: list[str]) -> list[str]:
             head.append(argv[i + 1])
             i += 1
         i += 1
+    return head, i
+
+
+def hoist_global_options(argv: list[str], root=None) -> list[str]:
+    """``argv`` with the global options put where the root command reads them, so
+    ``wb log -d x -u cur`` means ``wb -u cur log -d x``: ``--workspace``/``-w`` and
+    ``--user``/``-u`` (with their value, as ``-u cur`` or ``--user=cur``) found after the
+    subcommand move before it, unless that subcommand has an option of the same name (then
+    it is the subcommand's); ``--json`` given before the subcommand moves after it when the
+    subcommand has a ``--json`` flag. Everything after ``--`` stays where it is. Unknown
+    options are left for click to report. ``root`` is the click command built from
+    :data:`app` (built here when not given)."""
+    head, i = _leading_options(argv)
+    root = root or root_command(argv[i] if i < len(argv) else None)
     cmd, path = root, []
     while i < len(argv) and isinstance(getattr(cmd, "commands", None), dict) and argv[i] in cmd.commands:
         cmd = cmd.commands[argv[i]]
@@ -410,28 +432,70 @@ def hoist_global_options(argv: list[str]) -> list[str]:
     return [*head, *moved, *path, *tail, *flags]
 
 
+def root_command(only: str | None = None):
+    """The click command of :data:`app`; with ``only``, a root that holds just the top-level
+    command or group of that name (the root callback and its options unchanged), or the whole
+    tree when no command has that name (so click can report it with its suggestions).
+
+    Typer builds every command's click object when it builds a group (about 60 ms for the
+    whole tree, a tenth of ``wb``'s start-up), so a run builds only the command it runs."""
+    if only:
+        part = copy.copy(app)
+        part.registered_commands = [c for c in app.registered_commands
+                                    if (c.name or typer.main.get_command_name(c.callback.__name__)) == only]
+        part.registered_groups = [g for g in app.registered_groups if g.name == only]
+        if part.registered_commands or part.registered_groups:
+            return typer.main.get_command(part)
+    return typer.main.get_command(app)
+
+
+def debug_enabled() -> bool:
+    """``WB_DEBUG`` set to anything but empty or ``0``: unexpected errors show their traceback."""
+    return os.environ.get("WB_DEBUG", "") not in ("", "0")
+
+
 def main(argv: list[str] | None = None) -> None:
     """The ``wb`` entry point: ``argv`` (default ``sys.argv[1:]``) through
-    :func:`hoist_global_options`; errors as one line (usage errors: the usage line, exit 2)."""
-    from datastore.store import answer_within
+    :func:`hoist_global_options`, then the command. Never returns normally with an error and
+    never shows a traceback unless ``WB_DEBUG=1``; exit codes:
+
+    * 0: done; 2: usage error (click's message: usage line, hint, ``Error: ...``);
+    * 1: :class:`WorkbenchError` (one line ``error: ...``), a command's own failure exit (a
+      failed gate, a preflight with errors), or an unexpected exception (one line naming its
+      type; ``WB_DEBUG=1`` prints the traceback too);
+    * 130: interrupted (Ctrl-C) or aborted at a prompt.
+    """
+    from datastore.deadline import answer_within
     answer_within(8.5)
-    args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    debug = debug_enabled()
     try:
-        app(args=args, prog_name="wb", standalone_mode=False)
+        argv = list(sys.argv[1:] if argv is None else argv)
+        head, i = _leading_options(argv)
+        root = root_command(argv[i] if i < len(argv) and "--help" not in head else None)
+        args = hoist_global_options(argv, root)
+        rc = root.main(args=args, prog_name="wb", standalone_mode=False)
     except WorkbenchError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        if debug:
+            import traceback
+            traceback.print_exc()
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True, markup=True)
         sys.exit(1)
-    except (typer.Exit,) as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")
         sys.exit(130)
-    except Exception as e:  # click usage errors and the like (typer >= 0.2x vendors its own click)
-        import click
-        if isinstance(e, (click.exceptions.ClickException, typer.TyperException)) and hasattr(e, "show"):
-            e.show()
+    except Exception as e:
+        if isinstance(e, typer.TyperException) and hasattr(e, "show"):  # typer's click errors
+            e.show()   # a usage error: usage line, hint, "Error: ..."; exit code 2
             sys.exit(e.exit_code)
-        raise
+        if debug:
+            raise
+        err.print(f"[red]error:[/] unexpected {type(e).__name__}: {e} "
+                  "(run again with WB_DEBUG=1 to see the traceback)", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    # With standalone_mode=False click returns the code of a `typer.Exit(code)` instead of
+    # exiting; commands themselves return None (or printed data), never an int.
+    if isinstance(rc, int) and not isinstance(rc, bool) and rc:
+        sys.exit(rc)
 
 
 if __name__ == "__main__":

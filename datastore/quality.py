@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 
-import pyarrow as pa
-
 from . import audit, vocabulary
+from .lazy import lazy
 from .store import register
+
+pa = lazy("pyarrow")  # quality metrics need it; `wb datasets` (which installs the hooks) must not load it
 
 # --------------------------------------------------------------- per-sample base
 # (dataset_id, number, number) are the first three parameters of every query below.

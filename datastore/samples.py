@@ -20,11 +20,13 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-import pyarrow as pa
-
 from . import vocabulary
+from .lazy import lazy
+
+pa = lazy("pyarrow")  # only commits and exports need it; `wb --help` must not load it
 
 TEXT_COLUMNS = ["system", "instruction", "input", "output"]
 #: Kinds whose text lives in ``messages``: conversations, and preference pairs (the prompt
@@ -39,18 +41,30 @@ CONTENT_COLUMNS = ["kind", *TEXT_COLUMNS, "history", "messages", *META_COLUMNS,
 HASHED_META = ["license", "task_type", "language", "difficulty", "quality_score",
                "policy_domain", "tags"]
 
-ARROW_SCHEMA = pa.schema([
-    ("kind", pa.string()),
-    ("system", pa.string()), ("instruction", pa.string()), ("input", pa.string()),
-    ("output", pa.string()),
-    ("history", pa.string()), ("messages", pa.string()),
-    ("source", pa.string()), ("source_row", pa.int64()), ("license", pa.string()),
-    ("task_type", pa.string()), ("language", pa.string()), ("difficulty", pa.string()),
-    ("quality_score", pa.float64()), ("policy_domain", pa.string()),
-    ("tags", pa.list_(pa.string())), ("annotator_ids", pa.list_(pa.string())),
-    ("lineage", pa.string()), ("extra", pa.string()), ("layout", pa.string()),
-    ("row_hash", pa.string()),
-])
+@cache
+def arrow_schema() -> "pa.Schema":
+    """The bulk-insert table's schema: one column per stored field of :data:`CONTENT_COLUMNS`
+    plus ``row_hash`` (tags and annotator ids as lists of strings, JSON columns as text).
+    Built on first use so that importing this module does not import pyarrow."""
+    return pa.schema([
+        ("kind", pa.string()),
+        ("system", pa.string()), ("instruction", pa.string()), ("input", pa.string()),
+        ("output", pa.string()),
+        ("history", pa.string()), ("messages", pa.string()),
+        ("source", pa.string()), ("source_row", pa.int64()), ("license", pa.string()),
+        ("task_type", pa.string()), ("language", pa.string()), ("difficulty", pa.string()),
+        ("quality_score", pa.float64()), ("policy_domain", pa.string()),
+        ("tags", pa.list_(pa.string())), ("annotator_ids", pa.list_(pa.string())),
+        ("lineage", pa.string()), ("extra", pa.string()), ("layout", pa.string()),
+        ("row_hash", pa.string()),
+    ])
+
+
+def __getattr__(name: str):
+    # ``ARROW_SCHEMA`` stays readable as a module constant (PEP 562), built on first use.
+    if name == "ARROW_SCHEMA":
+        return arrow_schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _ESC = re.compile(r"(\\+)u00([0-9a-f]{2})")
@@ -187,5 +201,6 @@ def row_hash(row: dict) -> str:
 
 def rows_to_arrow(rows: list[dict]) -> pa.Table:
     """Build the bulk-insert table from stored rows (as given by ``Sample.to_row``)."""
-    cols = {name: [r.get(name) for r in rows] for name in ARROW_SCHEMA.names}
-    return pa.table(cols, schema=ARROW_SCHEMA)
+    schema = arrow_schema()
+    cols = {name: [r.get(name) for r in rows] for name in schema.names}
+    return pa.table(cols, schema=schema)

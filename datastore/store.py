@@ -25,13 +25,13 @@ from pathlib import Path
 
 import duckdb
 
+from .deadline import answer_by, answer_within, process_age_s  # noqa: F401 (re-exported)
 from .errors import StoreLocked
 from .schema import check_not_newer, ensure_schema, schema_version
 
 DB_NAME = "workbench.duckdb"
 DEFAULT_TIMEOUT_S = 8.0
 _PID_RE = re.compile(r"PID (\d+)")
-_answer_by: float | None = None  # monotonic time by which a command must have answered
 
 #: A leased connection is released after this many idle seconds (docs/review.md, Decisions:
 #: well under the 8 s another process waits, so a CLI command or job still gets the file).
@@ -124,24 +124,6 @@ def _after_fork_in_child() -> None:  # a forked child must never use (or close) 
 atexit.register(release_leases)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def process_age_s() -> float:
-    """Seconds since this process started (from /proc; 0 where unavailable)."""
-    try:
-        stat = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-        start_ticks = int(stat[19])
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
-def answer_within(seconds: float) -> None:
-    """Cap every later lock wait so this process answers within ``seconds`` of its start
-    (the ``wb`` CLI uses 8.5 s: issue 2 asks for an answer within 10 s, and exiting takes a moment)."""
-    global _answer_by
-    _answer_by = time.monotonic() + max(0.5, seconds - process_age_s())
 
 
 def default_workspace() -> Path:
@@ -267,8 +249,8 @@ class Store:
 
     def _connect(self) -> None:
         deadline = time.monotonic() + self.timeout_s
-        if _answer_by is not None:
-            deadline = min(deadline, max(_answer_by, time.monotonic() + 0.2))
+        if answer_by() is not None:
+            deadline = min(deadline, max(answer_by(), time.monotonic() + 0.2))
         delay = 0.05
         start = time.monotonic()
         while True:

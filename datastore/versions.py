@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterator
 
-import pyarrow as pa
-
 from . import audit
 from .errors import Conflict, NotFound, WorkbenchError
-from .samples import ARROW_SCHEMA, Sample, rows_to_arrow
+from .lazy import lazy
+from .samples import Sample, arrow_schema, rows_to_arrow
 from .store import register
 from .schema import OPEN_END
+
+pa = lazy("pyarrow")  # only commits and reads need it; `wb --help` must not load it
 
 MOD = 1 << 256
 SAMPLE_SELECT = ("sample_id, row_hash, kind, system, instruction, input, output, history, messages, "
@@ -311,9 +312,9 @@ def commit(store, name: str, *, author: str, message: str,
             if n_added:
                 first = conn.execute("SELECT next_sample_id FROM datasets WHERE dataset_id = ?",
                                      [ds.dataset_id]).fetchall()[0][0]
-                cols = ", ".join(c if c != "source_row" else "source_row_" for c in ARROW_SCHEMA.names)
+                cols = ", ".join(c if c != "source_row" else "source_row_" for c in arrow_schema().names)
                 conn.execute(
-                    f"INSERT INTO samples (dataset_id, sample_id, valid_from, valid_to, {', '.join(ARROW_SCHEMA.names)}) "
+                    f"INSERT INTO samples (dataset_id, sample_id, valid_from, valid_to, {', '.join(arrow_schema().names)}) "
                     f"SELECT ?, ? + source_row - 1, ?, ?, {cols} FROM ({add.sql})",
                     [ds.dataset_id, first, n, OPEN_END, *add.params])
                 conn.execute("UPDATE datasets SET next_sample_id = ? WHERE dataset_id = ?",
@@ -324,7 +325,7 @@ def commit(store, name: str, *, author: str, message: str,
                 conn.unregister(view)
         elif add is not None:
             t = add if isinstance(add, pa.Table) else rows_to_arrow(add)
-            t = t.select(ARROW_SCHEMA.names).cast(ARROW_SCHEMA)
+            t = t.select(arrow_schema().names).cast(arrow_schema())
             n_added = t.num_rows
             if n_added:
                 first = conn.execute("SELECT next_sample_id FROM datasets WHERE dataset_id = ?",
@@ -338,7 +339,7 @@ def commit(store, name: str, *, author: str, message: str,
         n_added += len(reinstate)
         if not (n_added or update or remove) and not allow_empty:
             raise Conflict(f"nothing to commit: dataset '{name}' would be unchanged")
-        cols = ", ".join(ARROW_SCHEMA.names)
+        cols = ", ".join(arrow_schema().names)
         for t in new_tables:
             register(conn, "_new", t)
             conn.execute(f"INSERT INTO samples (dataset_id, sample_id, valid_from, valid_to, {cols}) "
