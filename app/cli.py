@@ -229,7 +229,12 @@ def render(dataset: str = typer.Option(..., "--dataset", "-d"),
     from pipelines.render import render_sample, template_info
     v, page = catalog.sample_page(state.workspace, dataset, version, after_id=after, limit=limit)
     info = template_info(template)
-    rendered = [{"sample_id": s.sample_id, "text": render_sample(s, template)} for s in page]
+    rendered = []
+    with _progress(as_json) as prog:
+        task = prog.add_task(f"rendering {dataset} v{v.number}", total=len(page))
+        for s in page:
+            rendered.append({"sample_id": s.sample_id, "text": render_sample(s, template)})
+            prog.advance(task)
     if as_json:
         return _json({"dataset": dataset, "version": v.number, "template": info, "samples": rendered})
     out.print(f"[bold]{dataset}[/] v{v.number} rendered with {info['name']} (sha256 {info['sha256'][:12]})")

@@ -29,7 +29,7 @@ def _fractions(text: str) -> list[float]:
 
 
 def register(app: typer.Typer) -> None:
-    from app.cli import _json, _user, out, state
+    from app.cli import _json, _progress, _user, out, state
 
     def _show_plan(plan: dict, as_json: bool, dry_run: bool) -> None:
         if as_json and dry_run:
@@ -75,11 +75,15 @@ def register(app: typer.Typer) -> None:
         """Merge datasets into one as one commit, dropping duplicates."""
         from pipelines.curate import merge as M
         user = _user()
-        _show_plan(M.plan_merge(state.workspace, sources, into, user=user, dedup=dedup,
-                                threshold=threshold).as_dict(), as_json, dry_run)
+        with _progress(as_json) as prog:   # semantic dedup of large datasets takes minutes
+            prog.add_task(f"planning the merge into {into} (dedup: {dedup})", total=None)
+            plan = M.plan_merge(state.workspace, sources, into, user=user, dedup=dedup, threshold=threshold)
+        _show_plan(plan.as_dict(), as_json, dry_run)
         if not dry_run:
-            _done(M.merge_datasets(state.workspace, sources, into, user=user, dedup=dedup, threshold=threshold),
-                  as_json)
+            with _progress(as_json) as prog:
+                prog.add_task(f"merging into {into} (dedup: {dedup})", total=None)
+                v = M.merge_datasets(state.workspace, sources, into, user=user, dedup=dedup, threshold=threshold)
+            _done(v, as_json)
 
     @app.command("split")
     def split(dataset: str = typer.Option(..., "--dataset", "-d"),

@@ -103,7 +103,7 @@ def _launch(method: str, common: dict, params: dict, background: bool, as_json: 
         else:
             out.print(f"started job {d.name}: wb generate status {d}")
         return
-    st = _follow(d)
+    st = _follow(d, as_json)
     if as_json:
         _json({"job_dir": str(d), **st})
     else:
@@ -114,11 +114,12 @@ def _launch(method: str, common: dict, params: dict, background: bool, as_json: 
                              f"(resume with: wb generate resume {d})")
 
 
-def _follow(d: Path) -> dict:
-    """Poll the job, drawing a rich progress bar with live counts, until it ends."""
+def _follow(d: Path, as_json: bool = False) -> dict:
+    """Poll the job, drawing a rich progress bar with live counts (none with ``--json`` or
+    without a terminal), until it ends."""
     from app.cli import _progress
     from pipelines import jobs
-    with _progress() as prog:
+    with _progress(as_json) as prog:
         task = prog.add_task("starting", total=None)
         while True:
             st = jobs.job_status(d)
@@ -264,7 +265,7 @@ def register(app: typer.Typer) -> None:
                 out.print(f"{r['job_id']}  {r['params'].get('method'):14} {st['state']:12} "
                           f"generated {st.get('generated', 0)} kept {st.get('kept', 0)}  {r['job_dir']}")
             return
-        st = _follow(job_dir) if follow else jobs.job_status(job_dir)
+        st = _follow(job_dir, as_json) if follow else jobs.job_status(job_dir)
         _json(st) if as_json else _print_final(job_dir, st) if st.get("result") else out.print(
             f"{job_dir}: {st['state']} ({st.get('step', '')} {st.get('done', '')}/{st.get('total', '')}; "
             f"generated {st.get('generated', 0)}, kept {st.get('kept', 0)})")
@@ -286,7 +287,7 @@ def register(app: typer.Typer) -> None:
         if background:
             _json({"job_dir": str(d), "state": "queued"})
             return
-        st = _follow(d)
+        st = _follow(d, as_json)
         _json({"job_dir": str(d), **st}) if as_json else _print_final(d, st)
 
     app.add_typer(gen, name="generate")

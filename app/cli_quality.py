@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
                 as_json: bool = typer.Option(False, "--json")):
         """Quality metrics of a dataset version, overall and per slice."""
         from pipelines.quality import metrics
-        with _progress() as prog:
+        with _progress(as_json) as prog:
             prog.add_task(f"measuring {dataset}", total=None)
             m = metrics.compute(state.workspace, dataset, version, user=_user(), refresh=refresh,
                                 sampled=not no_sample)
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         from pipelines.quality.report import write_report
         v = get_version(state.workspace, dataset, version)
         target = out_path or Path(f"quality-{dataset}-v{v.number}.html")
-        with _progress() as prog:
+        with _progress(as_json) as prog:
             prog.add_task(f"writing report for {dataset} v{v.number}", total=None)
             p = write_report(state.workspace, dataset, v.number, target, user=_user(), sampled=not no_sample)
         if as_json:
@@ -166,7 +166,7 @@ def register(app: typer.Typer) -> None:
                  as_json: bool = typer.Option(False, "--json")):
         """Run the gate on a version now (in this process) and store the result; exit 1 if it fails."""
         from pipelines.quality import gates
-        with _progress() as prog:
+        with _progress(as_json) as prog:
             prog.add_task("validating", total=None)
             g = gates.run_gate(state.workspace, dataset, version, user=_user())
         if as_json:

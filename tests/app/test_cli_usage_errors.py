@@ -2,7 +2,7 @@
 one ``Error: ...`` line, exit code 2, never a traceback. The command tree is walked by
 introspection, so a new command is covered without touching this file. Other failures: a
 ``WorkbenchError`` is one line and exit 1; an unexpected exception is one line and exit 1,
-with the traceback only under ``WB_DEBUG=1``."""
+with the traceback only under ``WB_DEBUG=1``. Progress bars go to a terminal only."""
 import os
 import subprocess
 import sys
@@ -139,3 +139,32 @@ def test_real_processes(tmp_path):
     r = wb("task", "show", "--bogus-option", env={"WB_DEBUG": "1"}, cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr   # usage errors never need WB_DEBUG
     assert not (tmp_path / "workspace").exists()
+
+
+def test_every_command_that_prints_a_table_takes_json():
+    import inspect
+    tables = [(path, cmd) for path, cmd in COMMANDS
+              if getattr(cmd, "callback", None) and "Table(" in inspect.getsource(inspect.unwrap(cmd.callback))]
+    assert len(tables) >= 8   # datasets, log, quarantine, runs, user list, task list, agreement, ...
+    missing = [" ".join(path) for path, cmd in tables
+               if "--json" not in {o for p in cmd.params for o in getattr(p, "opts", [])}]
+    assert missing == []
+
+
+def test_progress_bars_draw_only_on_a_terminal_and_never_with_json(monkeypatch):
+    import io
+
+    from rich.console import Console
+    tty = io.StringIO()
+    monkeypatch.setattr(cli, "err", Console(file=tty, force_terminal=True, width=80))
+    with cli._progress() as prog:
+        prog.add_task("rendering", total=2)
+    assert not prog.disable and "rendering" in tty.getvalue()
+    with cli._progress(as_json=True) as prog:
+        prog.add_task("quiet", total=2)
+    assert prog.disable and "quiet" not in tty.getvalue()
+    piped = io.StringIO()
+    monkeypatch.setattr(cli, "err", Console(file=piped, force_terminal=False))
+    with cli._progress() as prog:
+        prog.add_task("piped", total=2)
+    assert prog.disable and piped.getvalue() == ""
