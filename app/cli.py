@@ -483,7 +483,8 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             import traceback
             traceback.print_exc()
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True, markup=True)
+        from rich.markup import escape   # a message may hold brackets: field 'conversations[from]'
+        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")
@@ -494,7 +495,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(e.exit_code)
         if debug:
             raise
-        err.print(f"[red]error:[/] unexpected {type(e).__name__}: {e} "
+        from rich.markup import escape
+        err.print(f"[red]error:[/] unexpected {type(e).__name__}: {escape(str(e))} "
                   "(run again with WB_DEBUG=1 to see the traceback)", highlight=False, soft_wrap=True)
         sys.exit(1)
     # With standalone_mode=False click returns the code of a `typer.Exit(code)` instead of

@@ -95,6 +95,9 @@ def test_a_workbench_error_is_one_line_and_exit_1(tmp_path):
     assert run_main(["-w", str(ws), "init"])[0] == 0
     code, text = run_main(["-w", str(ws), "log", "-d", "nope"])
     assert (code, text.strip()) == (1, "error: no dataset named 'nope'")
+    # brackets in a message are text, not rich markup
+    code, text = run_main(["-w", str(ws), "import", str(tmp_path / "a.jsonl"), "-d", "a", "--map", "[bold]q"])
+    assert (code, text.strip()) == (1, "error: --map expects FIELD=COLUMN pairs, got '[bold]q'")
 
 
 def test_an_unexpected_error_shows_its_traceback_only_under_wb_debug(tmp_path, monkeypatch):
