@@ -120,7 +120,7 @@ def import_(path: Path = typer.Argument(..., help="File or Hugging Face datasets
               f"({rep.schema} in {rep.container}); {rep.trainable} trainable as they stand; "
               f"{rep.quarantined} quarantined; content hash {rep.content_hash[:12]}")
     for w in rep.warnings[:20]:
-        err.print(f"warning: row {w['row']}: {w['message']}")
+        err.print(f"warning: row {w['row']}: {w['message']}", markup=False, highlight=False)
     if rep.n_warnings > 20:
         err.print(f"... {rep.n_warnings - 20} more warnings")
 
