@@ -27,6 +27,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from datastore.errors import WorkbenchError
@@ -483,7 +484,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             import traceback
             traceback.print_exc()
-        from rich.markup import escape   # a message may hold brackets: field 'conversations[from]'
+        # escape: a message may hold brackets that are text, e.g. a --map value '[bold]q'
         err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
@@ -495,7 +496,6 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(e.exit_code)
         if debug:
             raise
-        from rich.markup import escape
         err.print(f"[red]error:[/] unexpected {type(e).__name__}: {escape(str(e))} "
                   "(run again with WB_DEBUG=1 to see the traceback)", highlight=False, soft_wrap=True)
         sys.exit(1)
