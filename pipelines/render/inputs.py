@@ -165,6 +165,23 @@ def sample_messages(sample) -> list[dict]:
     return sample.turns()
 
 
+def instruction_messages(sample) -> list[dict]:
+    """An instruction sample as an instruction template (Alpaca) reads it: the system prompt,
+    the history pairs as user/assistant turns, the user turn whose ``content`` is the
+    ``instruction`` and whose ``input`` key carries the input as stored (so the template picks
+    its with-input or no-input prompt), and the assistant ``output`` when not None."""
+    msgs = [{"role": "system", "content": sample.system}] if sample.system else []
+    for user, assistant in sample.history or []:
+        msgs += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    user = {"role": "user", "content": sample.instruction or ""}
+    if sample.input is not None:
+        user["input"] = sample.input
+    msgs.append(user)
+    if sample.output is not None:
+        msgs.append({"role": "assistant", "content": sample.output})
+    return msgs
+
+
 def template_input(source, template=None, *, tokenizer=None, add_generation_prompt: bool = False,
                    tools: list | None = None, documents: list | None = None,
                    sample_id: int | None = None) -> TemplateInput:
@@ -181,7 +198,8 @@ def template_input(source, template=None, *, tokenizer=None, add_generation_prom
         tools, documents: override the sample's own (for ad-hoc messages).
         sample_id: names ad-hoc messages in errors (a Sample names itself).
     Returns:
-        A :class:`TemplateInput` whose messages are copies (the source is never changed).
+        A :class:`TemplateInput` whose messages are copies (the source is never changed);
+        for an instruction template and an instruction sample, :func:`instruction_messages`.
     Raises:
         TemplateInputError: ``tools`` or ``documents`` stored as text that is not a JSON list;
         a message that is not an object or has no role; an image, audio or video content part
@@ -205,7 +223,11 @@ def template_input(source, template=None, *, tokenizer=None, add_generation_prom
     extra = getattr(source, "extra", None) or {}
     t = tools if tools is not None else _decoded(extra.get("tools"), "tools", sid)
     d = documents if documents is not None else _decoded(extra.get("documents"), "documents", sid)
-    msgs = [_checked_message(m, i, sid, template) for i, m in enumerate(sample_messages(source))]
+    if getattr(template, "kind", None) == "instruction" and getattr(source, "kind", None) == "instruction":
+        source_msgs = instruction_messages(source)
+    else:
+        source_msgs = sample_messages(source)
+    msgs = [_checked_message(m, i, sid, template) for i, m in enumerate(source_msgs)]
     return TemplateInput(msgs, t, d, tokens, add_generation_prompt, sid)
 
 

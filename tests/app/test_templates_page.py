@@ -120,7 +120,7 @@ def test_instruction_template_marks_fields_and_learns_the_output(workspace, tok)
     rendered = _html(at, "wb-rendered")
     text = _unescape(rendered)
     # as training renders it: the user turn (instruction and input) is the instruction field
-    assert text.startswith("Below is an instruction") and "### Response:\nAnswer number 3" in text
+    assert text.startswith("Below is an instruction") and "### Response:Answer number 3" in text
     assert re.search(r'class="wb-instruction"[^>]*>Instruction number 3<br><br>some input<', rendered)
     assert re.search(r'class="wb-output"[^>]*>Answer number 3<', rendered)
     ids, labels = render_with_mask(tok, sample.turns(), "alpaca")
