@@ -126,7 +126,8 @@ def parse_file(path: str | Path, *, fmt: str | None = None, mapping: dict[str, s
 
 def no_record_parses(file: str, bad: list[dict]) -> FormatError:
     """The error for a file in which no record parses: how many, and the first
-    :data:`FIRST_PROBLEMS` problems with their line or row and field."""
+    :data:`FIRST_PROBLEMS` problems with their line or row and field (a file of one record
+    gets that record's own error). ``row``, ``line`` and ``field`` are the first problem's."""
     def where(b):
         parts = [f"line {b['line']}" if b.get("line") is not None else f"row {b['row']}"]
         if b.get("field"):
