@@ -116,3 +116,15 @@ def test_whitespace_only_input_warns_and_states_the_rule(tmp_workspace, tmp_path
     assert "no-input prompt" in w["message"] and "Stanford" in w["message"]
     s = Sample(kind="instruction", instruction="Name a color.", input="  \t", output="Blue.")
     assert render_sample(s, "alpaca") == stanford_source({"instruction": "Name a color.", "input": ""}) + "Blue."
+
+
+def test_large_file_with_a_whitespace_only_input_also_warns(tmp_workspace, tmp_path):
+    from pipelines.formats.fast_alpaca import MIN_BYTES
+    f = tmp_path / "big.jsonl"
+    row = {"instruction": "Name a color. " + "x" * 200, "input": "", "output": "Blue."}
+    n = MIN_BYTES // len(json.dumps(row)) + 10
+    lines = [json.dumps(row)] * n
+    lines[n // 2] = json.dumps({**row, "input": " "})
+    f.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rep = import_file(tmp_workspace, f, "big", user="admin")
+    assert rep.imported == n and rep.n_warnings == 1 and rep.warnings[0]["line"] == n // 2 + 1
