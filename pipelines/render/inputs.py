@@ -158,10 +158,16 @@ def _checked_message(m, i: int, sample_id, template) -> dict:
     return out
 
 
-def sample_messages(sample) -> list[dict]:
+def sample_messages(sample, template=None) -> list[dict]:
     """A stored sample's messages, whole: conversations as stored with the ``system`` column
     first; instruction samples as system, history pairs, the user turn and the answer
-    (:meth:`datastore.samples.Sample.turns`)."""
+    (:meth:`datastore.samples.Sample.turns`), or for an instruction ``template`` (a
+    :class:`pipelines.render.Template` or its name) :func:`instruction_messages`."""
+    if isinstance(template, str):
+        from pipelines.render.templates import get_template
+        template = get_template(template)
+    if getattr(template, "kind", None) == "instruction" and getattr(sample, "kind", None) == "instruction":
+        return instruction_messages(sample)
     return sample.turns()
 
 
@@ -199,7 +205,7 @@ def template_input(source, template=None, *, tokenizer=None, add_generation_prom
         sample_id: names ad-hoc messages in errors (a Sample names itself).
     Returns:
         A :class:`TemplateInput` whose messages are copies (the source is never changed);
-        for an instruction template and an instruction sample, :func:`instruction_messages`.
+        its messages are :func:`sample_messages` for the template.
     Raises:
         TemplateInputError: ``tools`` or ``documents`` stored as text that is not a JSON list;
         a message that is not an object or has no role; an image, audio or video content part
@@ -223,11 +229,7 @@ def template_input(source, template=None, *, tokenizer=None, add_generation_prom
     extra = getattr(source, "extra", None) or {}
     t = tools if tools is not None else _decoded(extra.get("tools"), "tools", sid)
     d = documents if documents is not None else _decoded(extra.get("documents"), "documents", sid)
-    if getattr(template, "kind", None) == "instruction" and getattr(source, "kind", None) == "instruction":
-        source_msgs = instruction_messages(source)
-    else:
-        source_msgs = sample_messages(source)
-    msgs = [_checked_message(m, i, sid, template) for i, m in enumerate(source_msgs)]
+    msgs = [_checked_message(m, i, sid, template) for i, m in enumerate(sample_messages(source, template))]
     return TemplateInput(msgs, t, d, tokens, add_generation_prompt, sid)
 
 
