@@ -203,7 +203,8 @@ def _record(row: int, line: int | None, text: str) -> RawRecord:
         return RawRecord(row, line, None, text, f"not valid JSON: {e.msg} (column {e.colno})")
     except RecursionError:
         return RawRecord(row, line, None, text, _too_deep(), _scan_value(text, 0)[1])
-    problem = nesting_problem(value)
+    # fewer brackets than the limit cannot nest deeper than it: skip the walk (str.count is C speed)
+    problem = nesting_problem(value) if text.count("[") + text.count("{") > MAX_NESTING else None
     if problem:
         return RawRecord(row, line, None, text, problem[1], problem[0])
     return RawRecord(row, line, value, text)
