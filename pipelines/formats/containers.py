@@ -15,8 +15,9 @@ order); without one the text must be UTF-8.
 
 Each record comes with its 1-based ``row`` and, where the container has lines, the
 1-based ``line`` where it starts. A record that breaks a parser limit (nesting deeper than
-:data:`MAX_NESTING`, where Python's ``json`` would raise ``RecursionError``; a JSON Lines
-line that is not UTF-8 or not JSON; a CSV row the ``csv`` module rejects) is yielded with
+:data:`MAX_NESTING`, where Python's ``json`` would raise ``RecursionError``; an integer longer
+than Python reads (4300 digits by default); a JSON Lines line that is not UTF-8 or not JSON; a
+CSV row the ``csv`` module rejects) is yielded with
 ``error`` and ``field`` set, so it becomes a per-row error that quarantine keeps aside; it
 never ends the import with a traceback.
 """
@@ -203,6 +204,8 @@ def _record(row: int, line: int | None, text: str) -> RawRecord:
         return RawRecord(row, line, None, text, f"not valid JSON: {e.msg} (column {e.colno})")
     except RecursionError:
         return RawRecord(row, line, None, text, _too_deep(), _scan_value(text, 0)[1])
+    except ValueError as e:  # Python's limit on digits of an integer (sys.get_int_max_str_digits)
+        return RawRecord(row, line, None, text, f"a number too long to read: {str(e).split(';')[0]}")
     # fewer brackets than the limit cannot nest deeper than it: skip the walk (str.count is C speed)
     problem = nesting_problem(value) if text.count("[") + text.count("{") > MAX_NESTING else None
     if problem:
@@ -371,7 +374,7 @@ def read_records(path: Path, container: str, *, delimiter: str | None = None,
             doc = json.loads(text)
         except json.JSONDecodeError as e:
             raise FormatError(f"not valid JSON: {e.msg} (column {e.colno})", file=file, line=e.lineno) from None
-        except RecursionError:
+        except (RecursionError, ValueError):  # a record past a parser limit: parse record by record
             yield from _json_items(text, file)
             return
         items = doc if isinstance(doc, list) else [doc]

@@ -82,6 +82,19 @@ def test_nesting_just_over_the_limit_parses_in_json_but_is_refused(tmp_workspace
     assert import_file(tmp_workspace, ok, "ok", user="t").imported == 1
 
 
+@pytest.mark.parametrize("name", ["n.jsonl", "n.json"])
+def test_an_integer_too_long_for_python_is_a_per_row_error(tmp_workspace, tmp_path, name):
+    huge = '{"instruction": "big", "output": "x", "n": 1' + "0" * 5000 + "}"
+    src = tmp_path / name
+    recs = [json.dumps(GOOD[0]), huge, json.dumps(GOOD[1])]
+    src.write_text("\n".join(recs) + "\n" if name.endswith("l") else "[\n" + ",\n".join(recs) + "\n]\n",
+                   encoding="utf-8")
+    rep = import_file(tmp_workspace, src, "d", user="t", quarantine=True)
+    assert (rep.imported, rep.quarantined) == (2, 1)
+    q = quarantined(tmp_workspace, "d")[0]
+    assert (q["row"], q["line"]) == (2, 2 if name.endswith("l") else 3) and "number too long" in q["reason"]
+
+
 def test_a_line_that_is_not_utf8_is_a_per_row_error(tmp_workspace, tmp_path):
     src = tmp_path / "enc.jsonl"
     src.write_bytes(json.dumps(GOOD[0]).encode() + b"\n" + b'{"instruction": "caf\xe9", "output": "x"}\n'
