@@ -16,7 +16,7 @@ searched for in order instead. Text found neither way is shown as template text.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pipelines.render import (
     EmptyLossMask,
@@ -121,14 +121,26 @@ def _sentinel_values(values: list) -> tuple[list, list[str], list[int]]:
     return out, contents, idx
 
 
-def _field_names(roles: list, name: str) -> list[str]:
-    """The instruction field each message fills, as the training path maps them (system, the
-    user turn as ``instruction``, the assistant turn as ``output``)."""
-    if roles.count("user") != 1 or roles.count("assistant") > 1 or set(roles) - {"system", "user", "assistant"}:
-        raise TemplateRenderError(f"template '{name}' renders one instruction and its answer, not a "
-                                  f"conversation of roles {roles}", template=name)
+def _field_names(roles: list) -> list[str | None]:
+    """The instruction field each message fills, as the renderer maps them (system, each user
+    turn as an ``instruction``, each assistant turn as an ``output``: the earlier ones are the
+    history pairs); messages that fit no field are refused by the renderer itself."""
     key = {"system": "system", "user": "instruction", "assistant": "output"}
-    return [key[r] for r in roles]
+    return [key.get(r) for r in roles]
+
+
+def _with_input_sentinels(inp, masked, contents: list[str], labs: list) -> object:
+    """``masked`` with each user turn's ``input`` (where :func:`pipelines.render.inputs.
+    instruction_messages` puts an instruction sample's input) replaced by a sentinel too."""
+    msgs = []
+    for m, mm in zip(inp.messages, masked.messages):
+        v = m.get("input")
+        if isinstance(v, str) and v.strip():
+            mm = {**mm, "input": f"\ue000{len(contents)}\ue001"}
+            contents.append(v)
+            labs.append("input")
+        msgs.append(mm)
+    return replace(masked, messages=msgs)
 
 
 def _learned_from_tokens(tokenizer, text: str, ids: list[int], labels: list[int]):
@@ -175,11 +187,12 @@ def build_view(sample, tpl: Template, tokenizer=None) -> RenderView:
 
     masked_contents, contents, idx = _sentinel_values([m.get("content") for m in messages])
     if tpl.kind == "instruction":
-        names = _field_names(inp.roles(), tpl.name)
+        names = _field_names(inp.roles())
         text, spans = render_instruction(inp, tpl, with_spans=True)
         labs = [names[i] for i in idx]
+        masked = _with_input_sentinels(inp, inp.with_contents(masked_contents), contents, labs)
         try:
-            stext = render_instruction(inp.with_contents(masked_contents), tpl)
+            stext = render_instruction(masked, tpl)
         except TemplateRenderError:
             stext = ""
     else:

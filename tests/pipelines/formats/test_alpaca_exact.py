@@ -128,3 +128,14 @@ def test_large_file_with_a_whitespace_only_input_also_warns(tmp_workspace, tmp_p
     f.write_text("\n".join(lines) + "\n", encoding="utf-8")
     rep = import_file(tmp_workspace, f, "big", user="admin")
     assert rep.imported == n and rep.n_warnings == 1 and rep.warnings[0]["line"] == n // 2 + 1
+
+
+def test_templates_page_view_marks_every_field_of_the_stanford_layout(tokenizer):
+    from app.template_view import build_view
+    s = Sample(kind="instruction", system="Be brief.", history=[["Hi.", "Hello."]], instruction="Translate.",
+               input="Good night.", output="Bonne nuit.", sample_id=7)
+    view = build_view(s, get_template("alpaca"), tokenizer)
+    assert view.text == render_sample(s, "alpaca") + tokenizer.eos_token
+    marked = [(view.text[a:b], lab) for a, b, lab in view.pieces if lab]
+    assert marked == [("Be brief.", "system"), ("Hi.", "instruction"), ("Hello.", "output"),
+                      ("Translate.", "instruction"), ("Good night.", "input"), ("Bonne nuit.", "output")]
