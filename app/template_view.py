@@ -16,7 +16,7 @@ searched for in order instead. Text found neither way is shown as template text.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from pipelines.render import (
     EmptyLossMask,
@@ -129,18 +129,17 @@ def _field_names(roles: list) -> list[str | None]:
     return [key.get(r) for r in roles]
 
 
-def _with_input_sentinels(inp, masked, contents: list[str], labs: list) -> object:
-    """``masked`` with each user turn's ``input`` (where :func:`pipelines.render.inputs.
-    instruction_messages` puts an instruction sample's input) replaced by a sentinel too."""
-    msgs = []
-    for m, mm in zip(inp.messages, masked.messages):
+def _sentinel_inputs(messages: list[dict], contents: list[str], labs: list) -> None:
+    """Replace, in place, each message's non-blank ``input`` (where
+    :func:`pipelines.render.inputs.instruction_messages` puts an instruction sample's input) by a
+    sentinel, appending the text to ``contents`` and the label ``input`` to ``labs``. For the
+    copies :meth:`TemplateInput.with_contents` makes, never a sample's own messages."""
+    for m in messages:
         v = m.get("input")
         if isinstance(v, str) and v.strip():
-            mm = {**mm, "input": f"\ue000{len(contents)}\ue001"}
+            m["input"] = f"\ue000{len(contents)}\ue001"
             contents.append(v)
             labs.append("input")
-        msgs.append(mm)
-    return replace(masked, messages=msgs)
 
 
 def _learned_from_tokens(tokenizer, text: str, ids: list[int], labels: list[int]):
@@ -190,7 +189,8 @@ def build_view(sample, tpl: Template, tokenizer=None) -> RenderView:
         names = _field_names(inp.roles())
         text, spans = render_instruction(inp, tpl, with_spans=True)
         labs = [names[i] for i in idx]
-        masked = _with_input_sentinels(inp, inp.with_contents(masked_contents), contents, labs)
+        masked = inp.with_contents(masked_contents)
+        _sentinel_inputs(masked.messages, contents, labs)
         try:
             stext = render_instruction(masked, tpl)
         except TemplateRenderError:
