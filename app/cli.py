@@ -98,6 +98,7 @@ def import_(path: Path = typer.Argument(..., help="File or Hugging Face datasets
                 None, "--reasoning-markers",
                 help="think|thought|auto: move reasoning written inline at the start of assistant turns "
                      "(<think>...</think>, <|begin_of_thought|>...<|end_of_thought|>) into reasoning_content."),
+            delimiter: Optional[str] = typer.Option(None, "--delimiter", help="CSV delimiter, e.g. ';' or tab (default: sniffed among comma, semicolon, tab)."),
             as_json: bool = typer.Option(False, "--json")):
     """Import a file as a new version of DATASET (atomic unless --quarantine)."""
     from pipelines.formats import import_file
@@ -109,17 +110,24 @@ def import_(path: Path = typer.Argument(..., help="File or Hugging Face datasets
                 raise WorkbenchError(f"--map expects FIELD=COLUMN pairs, got '{part}'")
             k, v = part.split("=", 1)
             mapping[k.strip()] = v.strip()
+    if delimiter is not None:
+        delimiter = {"tab": "\t", "\\t": "\t"}.get(delimiter.lower(), delimiter)
+        if len(delimiter) != 1:
+            raise WorkbenchError(f"--delimiter takes one character (or 'tab'), got {delimiter!r}")
     with _progress(as_json) as prog:
         task = prog.add_task(f"importing {path.name}", total=None)
         rep = import_file(state.workspace, path, dataset, user=_user(), fmt=format, quarantine=quarantine,
                           mapping=mapping, merge_same_role=merge_same_role, license=license,
-                          kind="staging" if staging else "sft", message=message,
+                          kind="staging" if staging else "sft", message=message, delimiter=delimiter,
                           progress=lambda i: prog.update(task, completed=i), reasoning_markers=reasoning_markers)
     if as_json:
         return _json(rep.as_dict())
     out.print(f"imported {rep.imported} samples into [bold]{dataset}[/] v{rep.version} "
               f"({rep.schema} in {rep.container}); {rep.trainable} trainable as they stand; "
               f"{rep.quarantined} quarantined; content hash {rep.content_hash[:12]}")
+    if rep.dialect and "delimiter" in rep.dialect:
+        out.print(f"read as CSV: delimiter {rep.dialect['delimiter']!r}, quote {rep.dialect['quotechar']!r}, "
+                  f"encoding {rep.dialect['encoding']}", highlight=False)
     for w in rep.warnings[:20]:
         err.print(f"warning: row {w['row']}: {w['message']}", markup=False, highlight=False)
     if rep.n_warnings > 20:

@@ -121,14 +121,25 @@ def _sentinel_values(values: list) -> tuple[list, list[str], list[int]]:
     return out, contents, idx
 
 
-def _field_names(roles: list, name: str) -> list[str]:
-    """The instruction field each message fills, as the training path maps them (system, the
-    user turn as ``instruction``, the assistant turn as ``output``)."""
-    if roles.count("user") != 1 or roles.count("assistant") > 1 or set(roles) - {"system", "user", "assistant"}:
-        raise TemplateRenderError(f"template '{name}' renders one instruction and its answer, not a "
-                                  f"conversation of roles {roles}", template=name)
+def _field_names(roles: list) -> list[str | None]:
+    """The instruction field each message fills, as the renderer maps them (system, each user
+    turn as an ``instruction``, each assistant turn as an ``output``: the earlier ones are the
+    history pairs); messages that fit no field are refused by the renderer itself."""
     key = {"system": "system", "user": "instruction", "assistant": "output"}
-    return [key[r] for r in roles]
+    return [key.get(r) for r in roles]
+
+
+def _sentinel_inputs(messages: list[dict], contents: list[str], labs: list) -> None:
+    """Replace, in place, each message's non-blank ``input`` (where
+    :func:`pipelines.render.inputs.instruction_messages` puts an instruction sample's input) by a
+    sentinel, appending the text to ``contents`` and the label ``input`` to ``labs``. For the
+    copies :meth:`TemplateInput.with_contents` makes, never a sample's own messages."""
+    for m in messages:
+        v = m.get("input")
+        if isinstance(v, str) and v.strip():
+            m["input"] = f"\ue000{len(contents)}\ue001"
+            contents.append(v)
+            labs.append("input")
 
 
 def _learned_from_tokens(tokenizer, text: str, ids: list[int], labels: list[int]):
@@ -175,11 +186,13 @@ def build_view(sample, tpl: Template, tokenizer=None) -> RenderView:
 
     masked_contents, contents, idx = _sentinel_values([m.get("content") for m in messages])
     if tpl.kind == "instruction":
-        names = _field_names(inp.roles(), tpl.name)
+        names = _field_names(inp.roles())
         text, spans = render_instruction(inp, tpl, with_spans=True)
         labs = [names[i] for i in idx]
+        masked = inp.with_contents(masked_contents)
+        _sentinel_inputs(masked.messages, contents, labs)
         try:
-            stext = render_instruction(inp.with_contents(masked_contents), tpl)
+            stext = render_instruction(masked, tpl)
         except TemplateRenderError:
             stext = ""
     else:

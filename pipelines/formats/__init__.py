@@ -9,7 +9,14 @@ schema it was imported in).
 
 An import is atomic by default: any bad record raises :class:`FormatError` naming the
 file, row or line, and field, and nothing is written. With ``quarantine=True`` the good
-records are committed and each bad one is kept with its reason (``wb quarantine``).
+records are committed and each bad one is kept with its reason (``wb quarantine``). A
+record that breaks a parser limit (nesting, encoding, CSV syntax) is such a bad record
+(:mod:`.containers`); a file in which no record parses is refused with its first
+:data:`FIRST_PROBLEMS` problems named.
+
+A ``datasets`` folder or object keeps its ``Features`` in each sample's layout
+(``layout["hf_features"]``); the ``hf`` export casts to them (ClassLabel names, float32,
+nested sequences come back as they were) or refuses naming the column that no longer fits.
 """
 from __future__ import annotations
 
@@ -42,6 +49,7 @@ SCHEMAS: dict[str, type[RecordSchema]] = {
 CONTAINERS = ("json", "jsonl", "csv", "parquet", "hf")
 EXPORT_FORMATS = ("alpaca", "sharegpt", "messages", "self-instruct", "csv", "parquet", "hf")
 MAX_WARNINGS_KEPT = 1000
+FIRST_PROBLEMS = 3
 
 
 @dataclass
@@ -61,6 +69,7 @@ class ImportReport:
     n_warnings: int = 0
     license: str | None = None          # the file's licence, kept on every sample
     license_origin: str | None = None   # "--license", "README.md YAML header", "dataset_info.json", or None
+    dialect: dict | None = None         # what was sniffed: encoding, and for CSV delimiter and quotechar
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -76,18 +85,22 @@ def detect_schema(keys: set[str]) -> str:
 
 def parse_file(path: str | Path, *, fmt: str | None = None, mapping: dict[str, str] | None = None,
                merge_same_role: bool = False, source: str | None = None, license: str | None = None,
-               progress: Callable[[int], None] | None = None, reasoning_markers: str | None = None):
+               progress: Callable[[int], None] | None = None, reasoning_markers: str | None = None,
+               delimiter: str | None = None):
     """Read and parse a file without touching the store.
 
     ``reasoning_markers`` (``think``, ``thought`` or ``auto``) moves reasoning written inline
     at the start of assistant messages into ``reasoning_content`` (:func:`reasoning.extract`).
+
+    ``delimiter`` is the CSV delimiter (sniffed among comma, semicolon and tab when None).
 
     Returns ``(report, rows, bad)``: the stored rows of good records, and the bad ones as
     ``{"row", "line", "field", "reason", "raw"}``.
 
     Raises:
         FormatError: the file cannot be read at all (empty, not valid JSON at line N,
-            no records).
+            no records, no record parses).
+        WorkbenchError: a ``delimiter`` for a file that is not CSV.
     """
     path = Path(path)
     if not path.exists():
@@ -97,10 +110,36 @@ def parse_file(path: str | Path, *, fmt: str | None = None, mapping: dict[str, s
     if fmt and not (fmt_container or fmt_schema):
         raise WorkbenchError(f"unknown format '{fmt}'; choose from {', '.join(list(SCHEMAS) + list(CONTAINERS))}")
     container = fmt_container or C.sniff(path)
-    records = list(C.read_records(path, container))
-    return parse_records(records, file=str(path), container=container, schema_name=fmt_schema,
-                         mapping=mapping, merge_same_role=merge_same_role, source=source or path.name,
-                         license=license, progress=progress, reasoning_markers=reasoning_markers)
+    if delimiter is not None and container != "csv":
+        if fmt_container:
+            raise WorkbenchError(f"--delimiter applies to CSV files; --format says {fmt_container}")
+        container = "csv"  # the caller says it is delimited text
+    info: dict = {}
+    records = list(C.read_records(path, container, delimiter=delimiter, info=info))
+    rep, rows, bad = parse_records(records, file=str(path), container=container, schema_name=fmt_schema,
+                                   mapping=mapping, merge_same_role=merge_same_role, source=source or path.name,
+                                   license=license, progress=progress, hf_features=info.get("hf_features"),
+                                   reasoning_markers=reasoning_markers)
+    rep.dialect = {k: info[k] for k in ("encoding", "delimiter", "quotechar") if k in info} or None
+    return rep, rows, bad
+
+
+def no_record_parses(file: str, bad: list[dict]) -> FormatError:
+    """The error for a file in which no record parses: how many, and the first
+    :data:`FIRST_PROBLEMS` problems with their line or row and field (a file of one record
+    gets that record's own error). ``row``, ``line`` and ``field`` are the first problem's."""
+    def where(b):
+        parts = [f"line {b['line']}" if b.get("line") is not None else f"row {b['row']}"]
+        if b.get("field"):
+            parts.append(f"field '{b['field']}'")
+        return ", ".join(parts)
+    b = bad[0]
+    if len(bad) == 1:
+        return FormatError(b["reason"], file=file, row=b["row"], line=b["line"], field=b["field"])
+    first = "; ".join(f"{where(b)}: {b['reason']}" for b in bad[:FIRST_PROBLEMS])
+    e = FormatError(f"no record parses ({len(bad)} bad, nothing imported); first problems: {first}", file=file)
+    e.row, e.line, e.field = b["row"], b["line"], b["field"]  # the first one, for callers
+    return e
 
 
 def _surrogate_field(value) -> str | None:
@@ -116,15 +155,19 @@ def _surrogate_field(value) -> str | None:
 def parse_records(records: list, *, file: str, container: str, schema_name: str | None = None,
                   mapping: dict[str, str] | None = None, merge_same_role: bool = False,
                   source: str | None = None, license: str | None = None,
-                  progress: Callable[[int], None] | None = None, reasoning_markers: str | None = None):
-    """Parse :class:`containers.RawRecord` items; see :func:`parse_file` for the result."""
+                  progress: Callable[[int], None] | None = None, reasoning_markers: str | None = None,
+                  hf_features: dict | None = None):
+    """Parse :class:`containers.RawRecord` items; see :func:`parse_file` for the result.
+    ``hf_features`` (``datasets.Features.to_dict()``) is kept in each sample's layout."""
     R.check_choice(reasoning_markers, R.IMPORT_CHOICES, "--reasoning-markers")
     if not records:
         raise FormatError("contains 0 records; nothing to import", file=file)
     keys: set[str] = set()
     for r in records:
-        if isinstance(r.value, dict):
+        if isinstance(r.value, dict) and not r.error:
             keys.update(r.value.keys())
+    if not keys and all(r.error or not isinstance(r.value, dict) for r in records):
+        raise no_record_parses(file, [_bad_raw(r) for r in records])
     schema_name = schema_name or detect_schema(keys)
     schema = SCHEMAS[schema_name]()
     ctx = ImportContext(file=file, merge_same_role=merge_same_role, keys_seen=keys,
@@ -138,13 +181,8 @@ def parse_records(records: list, *, file: str, container: str, schema_name: str 
     for i, r in enumerate(records):
         if progress and i % 10000 == 0:
             progress(i)
-        if r.error:
-            bad.append({"row": r.row, "line": r.line, "field": None, "reason": r.error, "raw": r.raw})
-            continue
-        if not isinstance(r.value, dict):
-            bad.append({"row": r.row, "line": r.line, "field": None,
-                        "reason": f"a record must be a JSON object, got {type(r.value).__name__}",
-                        "raw": json.dumps(r.value, ensure_ascii=False)[:10000]})
+        if r.error or not isinstance(r.value, dict):
+            bad.append(_bad_raw(r))
             continue
         try:
             parsed = schema.parse(r.value, ctx)
@@ -156,6 +194,8 @@ def parse_records(records: list, *, file: str, container: str, schema_name: str 
         s.source, s.source_row, s.license = ctx.source, r.row, license
         if reasoning_markers and s.kind == "conversation":
             parsed.warnings += R.extract(s, reasoning_markers)
+        if hf_features is not None:
+            s.layout = {**(s.layout or {}), "hf_features": hf_features}
         try:
             rows.append(s.to_row())
         except UnicodeEncodeError:  # JSON "\\ud83d": a lone surrogate is no Unicode text
@@ -175,12 +215,23 @@ def parse_records(records: list, *, file: str, container: str, schema_name: str 
     return rep, rows, bad
 
 
+def _bad_raw(r) -> dict:
+    """The quarantine item of a record that did not parse (error set, or not an object)."""
+    if r.error:
+        return {"row": r.row, "line": r.line, "field": r.field, "reason": r.error, "raw": r.raw}
+    return {"row": r.row, "line": r.line, "field": None,
+            "reason": f"a record must be a JSON object, got {type(r.value).__name__}",
+            "raw": json.dumps(r.value, ensure_ascii=False)[:10000]}
+
+
 def import_file(workspace: str | Path, path: str | Path, dataset: str, *, user: str,
                 fmt: str | None = None, quarantine: bool = False, mapping: dict[str, str] | None = None,
                 merge_same_role: bool = False, license: str | None = None, kind: str = "sft",
                 message: str | None = None, progress: Callable[[int], None] | None = None,
-                reasoning_markers: str | None = None) -> ImportReport:
+                reasoning_markers: str | None = None, delimiter: str | None = None) -> ImportReport:
     """Import a file as a new version of ``dataset`` (created if missing).
+
+    ``delimiter`` overrides the sniffed CSV delimiter (:func:`parse_file`).
 
     The licence is ``license`` when given, else read from the file's dataset card
     (:func:`pipelines.curate.licences.licence_from_card`: a ``README.md`` YAML header beside
@@ -203,13 +254,15 @@ def import_file(workspace: str | Path, path: str | Path, dataset: str, *, user: 
     else:
         license, origin, card = licence_from_card(path)
     rep = None
-    if fmt in (None, "alpaca", "jsonl") and not mapping and not merge_same_role and not reasoning_markers:
+    if (fmt in (None, "alpaca", "jsonl") and not mapping and not merge_same_role and not reasoning_markers
+            and delimiter is None):
         from .fast_alpaca import try_fast_import
         rep = try_fast_import(workspace, Path(path), dataset, user=user, license=license, kind=kind,
                               message=message, report_cls=ImportReport)
     if rep is None:
         parsed = parse_file(path, fmt=fmt, mapping=mapping, merge_same_role=merge_same_role,
-                            license=license, progress=progress, reasoning_markers=reasoning_markers)
+                            license=license, progress=progress, reasoning_markers=reasoning_markers,
+                            delimiter=delimiter)
         rep = commit_parsed(workspace, parsed, dataset, user=user, quarantine=quarantine, kind=kind,
                             message=message or f"import {Path(path).name}")
     rep.license, rep.license_origin = license, origin
@@ -238,12 +291,14 @@ def _record_provenance(workspace, rep: ImportReport, path: Path, license, origin
 
 
 def import_dataset_object(workspace: str | Path, ds, dataset: str, *, user: str, **kw) -> ImportReport:
-    """Import a Hugging Face ``datasets.Dataset`` object (Python API); same rules as a file."""
+    """Import a Hugging Face ``datasets.Dataset`` object (Python API); same rules as a file,
+    and its ``Features`` are kept for the ``hf`` export."""
     with Store(workspace) as st:
         user = require(st, user, "edit_samples", dataset)[0]
-    records = [C.RawRecord(i, None, rec) for i, rec in enumerate(ds.to_list(), start=1)]
+    records = [C.checked_record(i, rec) for i, rec in enumerate(ds.to_list(), start=1)]
     opts = {k: kw.pop(k) for k in ("quarantine", "kind", "message") if k in kw}
-    parsed = parse_records(records, file="<datasets.Dataset>", container="hf", source="<datasets.Dataset>", **kw)
+    parsed = parse_records(records, file="<datasets.Dataset>", container="hf", source="<datasets.Dataset>",
+                           hf_features=ds.features.to_dict(), **kw)
     return commit_parsed(workspace, parsed, dataset, user=user, **opts)
 
 
@@ -253,12 +308,14 @@ def commit_parsed(workspace: str | Path, parsed, dataset: str, *, user: str, qua
     rep, rows, bad = parsed
     path = rep.file
     rep.dataset = dataset
+    if bad and not rows:
+        raise no_record_parses(str(path), bad)
     if bad and not quarantine:
         b = bad[0]
         more = f" ({len(bad) - 1} more bad record(s); use --quarantine to import the good ones)" if len(bad) > 1 else ""
         raise FormatError(b["reason"] + more, file=str(path), row=b["row"], line=b["line"], field=b["field"])
     if not rows:
-        raise FormatError(f"no valid records ({len(bad)} bad); nothing imported", file=str(path))
+        raise FormatError("no valid records; nothing imported", file=str(path))
     import_id = secrets.token_hex(6)
     op = {"op": "import", "file": str(path), "container": rep.container, "schema": rep.schema,
           "records": rep.imported, "quarantined": rep.quarantined, "import_id": import_id}
@@ -297,13 +354,39 @@ def to_records(samples, fmt: str, *, reasoning: str = "keep") -> list[dict]:
     return out
 
 
+def hf_features_of(samples, fmt: str = "hf") -> dict | None:
+    """The ``datasets`` Features the samples came with (``layout["hf_features"]``), or None;
+    None too when ``fmt`` is a record schema other than the one they came in (other columns).
+
+    Raises:
+        WorkbenchError: two samples came with different Features (naming both).
+    """
+    found, first = None, None
+    for s in samples:
+        f = (s.layout or {}).get("hf_features")
+        if f is None:
+            continue
+        if fmt in SCHEMAS and (s.layout or {}).get("schema") != fmt:
+            return None
+        if found is None:
+            found, first = f, s.sample_id
+        elif f != found:
+            raise WorkbenchError(f"samples #{first} and #{s.sample_id} came with different datasets Features; "
+                                 "export them separately, or as parquet or JSON")
+    return found
+
+
 def export_dataset_object(workspace: str | Path, dataset: str, version: str | int | None = None,
                           fmt: str = "alpaca", *, reasoning: str = "keep"):
-    """One version as a ``datasets.Dataset`` of records in schema ``fmt`` (Python API)."""
+    """One version as a ``datasets.Dataset`` of records in schema ``fmt`` (Python API), cast to
+    the Features the samples came with when they came from ``datasets``
+    (:func:`containers.hf_dataset`, which raises naming a column that no longer fits)."""
     from datasets import Dataset
     with Store(workspace) as st:
         samples = list(V.iter_samples(st, V.resolve(st, dataset, version)))
-    return Dataset.from_list(to_records(samples, fmt, reasoning=reasoning))
+    records = to_records(samples, fmt, reasoning=reasoning)
+    features = hf_features_of(samples, fmt)
+    return Dataset.from_list(records) if features is None else C.hf_dataset(records, features)
 
 
 def export_version(workspace: str | Path, dataset: str, version: str | int | None, fmt: str,
@@ -342,7 +425,7 @@ def export_version(workspace: str | Path, dataset: str, version: str | int | Non
         import shutil
         if tmp.exists():
             shutil.rmtree(tmp)
-        C.write_hf(records, tmp)
+        C.write_hf(records, tmp, hf_features_of(samples))
         if out.exists():
             shutil.rmtree(out)
     tmp.rename(out)

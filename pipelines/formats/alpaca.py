@@ -8,7 +8,9 @@ Self-Instruct's ``response``: by an explicit ``--map`` or by the first synonym p
 
 ``input`` missing, null, ``""`` and whitespace-only all mean "no input" when rendering,
 and each is written back exactly as it came (the layout records which keys were
-present). A table with an ``output`` column must have it, as text, in every row; a
+present). Stanford's train.py picks its with-input prompt for any input other than ``""``,
+so a whitespace-only input is imported with a warning (:data:`BLANK_INPUT_WARNING`) that
+states the rule we use. A table with an ``output`` column must have it, as text, in every row; a
 table with none is imported as prompts (instruction only, valid for generation and
 review, not trainable as they stand).
 """
@@ -19,6 +21,10 @@ from datastore.samples import Sample
 from .base import ConversionError, ImportContext, Parsed, RecordSchema, RowError, ordered_record, want_text
 
 FIELDS = ("instruction", "input", "output", "system", "history")
+BLANK_INPUT_WARNING = ("field '{field}' is only whitespace: it is rendered as no input (the no-input prompt; "
+                       "a missing, null, empty or whitespace-only input all mean no input), while Stanford "
+                       "Alpaca's train.py would use its with-input prompt, which it picks for any input "
+                       "other than \"\"")
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "instruction": ("instruction", "prompt", "question", "query", "instruct"),
     "input": ("input", "context"),
@@ -82,6 +88,8 @@ class AlpacaSchema(RecordSchema):
         s = Sample(kind="instruction", instruction=instr, input=inp, output=output, system=system,
                    history=history, extra=extra or None, layout=layout)
         warnings = [] if output is not None else ["prompt only: no output"]
+        if inp and not inp.strip():
+            warnings.append(BLANK_INPUT_WARNING.format(field=m["input"]))
         return Parsed(s, warnings, trainable=output is not None)
 
     def dump(self, s: Sample) -> dict:

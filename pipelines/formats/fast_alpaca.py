@@ -5,7 +5,8 @@ schema with ``unexpected_field_behavior="error"``: any extra key, any non-text v
 (``42``, ``true``, an object) or malformed line makes it raise, and any null in a column
 is ambiguous (missing or null?). In each of those cases we return ``None`` and the
 caller takes the exact row-by-row path, which names the file, line and field. So the fast
-path only ever accepts files the exact path would import unchanged, and gives the same
+path only ever accepts files the exact path would import unchanged and without warnings
+(a whitespace-only ``input`` also goes to the exact path, which warns), and gives the same
 samples and the same hashes (SQL hashing in ``datastore/ingest.py``).
 """
 from __future__ import annotations
@@ -53,6 +54,8 @@ def try_fast_import(workspace, path: Path, dataset: str, *, user: str, license: 
         return None
     if table.num_rows == 0 or any(table.column(k).null_count for k in keys):
         return None
+    if "input" in keys and _has_whitespace_only(table.column("input")):
+        return None  # the exact path warns about each (AlpacaSchema.parse)
     layout = {"schema": "alpaca", "keys": keys}
     op = {"op": "import", "file": str(path), "container": "jsonl", "schema": "alpaca",
           "records": table.num_rows, "quarantined": 0, "path": "fast"}
@@ -63,3 +66,11 @@ def try_fast_import(workspace, path: Path, dataset: str, *, user: str, license: 
     return report_cls(dataset=dataset, file=str(path), container="jsonl", schema="alpaca",
                       imported=table.num_rows, quarantined=0, trainable=table.num_rows,
                       version=v.number, version_id=v.version_id, content_hash=v.content_hash)
+
+
+def _has_whitespace_only(column) -> bool:
+    """Whether a text column holds a non-empty value that is only whitespace (Arrow's
+    ``utf8_trim_whitespace``, Unicode whitespace as utf8proc classifies it)."""
+    import pyarrow.compute as pc
+    blank = pc.and_(pc.greater(pc.utf8_length(column), 0), pc.equal(pc.utf8_trim_whitespace(column), ""))
+    return bool(pc.any(blank).as_py())

@@ -316,7 +316,7 @@ def read_file(path: str | Path, fmt: str | None = None) -> tuple[list[Pair | Unp
     items: list = []
     for raw in read_records(path, container):
         if raw.error:
-            raise FormatError(raw.error, file=str(path), row=raw.row, line=raw.line)
+            raise FormatError(raw.error, file=str(path), row=raw.row, line=raw.line, field=raw.field)
         try:
             if fmt is None:
                 fmt = detect(raw.value)

@@ -58,7 +58,7 @@ __all__ = [
     "template_from_tokenizer", "template_info", "template_input", "templates_root",
 ]
 
-INSTRUCTION_FIELDS = ("system", "instruction", "input", "output")
+INSTRUCTION_FIELDS = ("system", "history", "instruction", "input", "output")
 
 
 class EmptyLossMask(TemplateRenderError):
@@ -147,11 +147,13 @@ def render_instruction(fields: dict | TemplateInput, template: str | Template = 
                        with_spans: bool = False) -> str | tuple[str, list[tuple[int, int]]]:
     """Render an instruction template over a sample's fields.
 
-    ``fields`` holds ``instruction`` and optionally ``input``, ``output``, ``system``; keys with
-    value None are passed as None (the Alpaca template treats None like a missing input). A
-    :class:`TemplateInput` gives the fields as training takes them from its messages (system,
-    the user turn as ``instruction``, the assistant turn as ``output``) plus its special tokens.
-    Returns the text, or ``(text, spans)`` of the ``output`` generation block with ``with_spans``.
+    ``fields`` holds ``instruction`` and optionally ``input``, ``output``, ``system``, ``history``
+    (``[[instruction, response], ...]``) and special tokens such as ``eos_token``; keys with value
+    None are passed as None (the Alpaca template treats None like a missing input). The Alpaca
+    template writes Stanford's ``PROMPT_DICT`` prompt exactly and states in its header where
+    ``system`` and ``history`` go. Returns the text, or ``(text, spans)`` of the ``output``
+    generation block with ``with_spans``. A :class:`TemplateInput` gives the fields from its
+    messages (:func:`_fields_from_messages`) plus its special tokens.
 
     Raises:
         TemplateRenderError: a field the template needs is missing (``err.field`` names it), or
@@ -180,7 +182,11 @@ def render_sample(sample, template: str | Template = "chatml", add_generation_pr
                                       template=tpl.name)
         fields = {k: getattr(sample, k) for k in INSTRUCTION_FIELDS if getattr(sample, k) is not None}
         fields.update({k: v for k, v in inp.special_tokens.items() if k not in fields})
-        return render_instruction(fields, tpl)
+        try:
+            return render_instruction(fields, tpl)
+        except TemplateRenderError as e:
+            raise TemplateRenderError(f"sample {sample.sample_id}: {e}", template=tpl.name,
+                                      field=getattr(e, "field", None)) from None
     return render_chat(inp, tpl)
 
 
@@ -507,14 +513,74 @@ def _render_spans(tpl: Template, messages: list[dict], ctx: dict, add_generation
 
 
 def _fields_from_messages(messages: list[dict], name: str) -> dict:
-    roles = [m.get("role") for m in messages]
-    if roles.count("user") != 1 or roles.count("assistant") > 1 or set(roles) - {"system", "user", "assistant"}:
-        raise TemplateRenderError(f"template '{name}' renders one instruction and its answer, not a "
-                                  f"conversation of roles {roles}", template=name)
+    """An instruction template's fields from messages: an optional leading system message
+    (``system``), earlier user/assistant pairs (``history``), the last user turn
+    (``instruction``, with its ``input`` key when the message carries one, as
+    :func:`pipelines.render.inputs.instruction_messages` writes it) and an optional final
+    assistant turn (``output``).
+
+    Raises:
+        TemplateRenderError: messages that do not fit that layout (other roles, order, non-text
+            content, keys the template cannot write), naming the message index; nothing is cut.
+    """
+    def refuse(why: str):
+        raise TemplateRenderError(f"template '{name}' renders a system prompt, earlier instruction/response "
+                                  f"pairs and one instruction with its answer; {why}", template=name)
+    msgs = list(messages)
     out: dict = {}
-    for m in messages:
-        key = {"system": "system", "user": "instruction", "assistant": "output"}[m["role"]]
-        out[key] = m.get("content")
+    if msgs and isinstance(msgs[0], dict) and msgs[0].get("role") == "system":
+        out["system"] = msgs[0].get("content")
+        msgs = msgs[1:]
+    base = len(messages) - len(msgs)
+    roles = [m.get("role") if isinstance(m, dict) else None for m in msgs]
+    for i, (m, r) in enumerate(zip(msgs, roles)):
+        want = "user" if i % 2 == 0 else "assistant"
+        if r != want:
+            refuse(f"message {base + i} is a '{r}' turn where a '{want}' turn is needed (roles "
+                   f"{[m.get('role') for m in messages if isinstance(m, dict)]})")
+        allowed = {"role", "content"} | ({"input"} if i >= len(msgs) - 2 and r == "user" else set())
+        if set(m) - allowed:
+            refuse(f"message {base + i} carries {sorted(set(m) - allowed)}, which it cannot write")
+        if not isinstance(m.get("content"), str):
+            refuse(f"message {base + i} has no text content")
+    if not msgs:
+        refuse("there is no user turn")
+    last_user = len(msgs) - 1 if roles[-1] == "user" else len(msgs) - 2
+    pairs = [[msgs[i]["content"], msgs[i + 1]["content"]] for i in range(0, last_user, 2)]
+    if pairs:
+        out["history"] = pairs
+    out["instruction"] = msgs[last_user]["content"]
+    if "input" in msgs[last_user]:
+        out["input"] = msgs[last_user]["input"]
+    if last_user + 1 < len(msgs):
+        out["output"] = msgs[last_user + 1]["content"]
+    return out
+
+
+def instruction_slots(fields: dict) -> tuple[list, list[str]]:
+    """The text values of an instruction template's fields, flattened: ``(names, values)``
+    where a name is a field (``system``, ``instruction``, ``input``, ``output``) or
+    ``("history", pair index, 0 or 1)``. :func:`instruction_fields_with` puts values back."""
+    names: list = [k for k in ("system", "instruction", "input", "output") if isinstance(fields.get(k), str)]
+    values = [fields[k] for k in names]
+    for i, pair in enumerate(fields.get("history") or []):
+        for j in (0, 1):
+            names.append(("history", i, j))
+            values.append(pair[j])
+    return names, values
+
+
+def instruction_fields_with(fields: dict, names: list, values: list) -> dict:
+    """``fields`` with the slots ``names`` (from :func:`instruction_slots`) set to ``values``."""
+    out = dict(fields)
+    history = [list(p) for p in fields.get("history") or []]
+    for n, v in zip(names, values):
+        if isinstance(n, tuple):
+            history[n[1]][n[2]] = v
+        else:
+            out[n] = v
+    if history:
+        out["history"] = history
     return out
 
 
@@ -553,13 +619,12 @@ def _encode_safe(tokenizer, tpl: Template, messages: list[dict], text: str, span
     if tpl.kind == "instruction":
         fields = _fields_from_messages(messages, tpl.name)
         fields.update({k: v for k, v in ctx.items() if k not in fields and k.endswith("_token")})
-        keys = [k for k in ("system", "instruction", "input", "output") if isinstance(fields.get(k), str)]
-        msgs = [{"role": k, "content": fields[k]} for k in keys]
+        names, values = instruction_slots(fields)
+        msgs = [{"role": "slot", "content": v} for v in values]
 
         def render(masked):
-            f = dict(fields)
-            f.update({m["role"]: m["content"] for m in masked})
-            return render_strict(tpl.text, f, name=tpl.name)[0]
+            return render_strict(tpl.text, instruction_fields_with(fields, names, [m["content"] for m in masked]),
+                                 name=tpl.name)[0]
     else:
         msgs = messages
 

@@ -158,11 +158,34 @@ def _checked_message(m, i: int, sample_id, template) -> dict:
     return out
 
 
-def sample_messages(sample) -> list[dict]:
+def sample_messages(sample, template=None) -> list[dict]:
     """A stored sample's messages, whole: conversations as stored with the ``system`` column
     first; instruction samples as system, history pairs, the user turn and the answer
-    (:meth:`datastore.samples.Sample.turns`)."""
+    (:meth:`datastore.samples.Sample.turns`), or for an instruction ``template`` (a
+    :class:`pipelines.render.Template` or its name) :func:`instruction_messages`."""
+    if isinstance(template, str):
+        from pipelines.render.templates import get_template
+        template = get_template(template)
+    if getattr(template, "kind", None) == "instruction" and getattr(sample, "kind", None) == "instruction":
+        return instruction_messages(sample)
     return sample.turns()
+
+
+def instruction_messages(sample) -> list[dict]:
+    """An instruction sample as an instruction template (Alpaca) reads it: the system prompt,
+    the history pairs as user/assistant turns, the user turn whose ``content`` is the
+    ``instruction`` and whose ``input`` key carries the input as stored (so the template picks
+    its with-input or no-input prompt), and the assistant ``output`` when not None."""
+    msgs = [{"role": "system", "content": sample.system}] if sample.system else []
+    for user, assistant in sample.history or []:
+        msgs += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    user = {"role": "user", "content": sample.instruction or ""}
+    if sample.input is not None:
+        user["input"] = sample.input
+    msgs.append(user)
+    if sample.output is not None:
+        msgs.append({"role": "assistant", "content": sample.output})
+    return msgs
 
 
 def template_input(source, template=None, *, tokenizer=None, add_generation_prompt: bool = False,
@@ -181,7 +204,8 @@ def template_input(source, template=None, *, tokenizer=None, add_generation_prom
         tools, documents: override the sample's own (for ad-hoc messages).
         sample_id: names ad-hoc messages in errors (a Sample names itself).
     Returns:
-        A :class:`TemplateInput` whose messages are copies (the source is never changed).
+        A :class:`TemplateInput` whose messages are copies (the source is never changed);
+        its messages are :func:`sample_messages` for the template.
     Raises:
         TemplateInputError: ``tools`` or ``documents`` stored as text that is not a JSON list;
         a message that is not an object or has no role; an image, audio or video content part
@@ -205,7 +229,7 @@ def template_input(source, template=None, *, tokenizer=None, add_generation_prom
     extra = getattr(source, "extra", None) or {}
     t = tools if tools is not None else _decoded(extra.get("tools"), "tools", sid)
     d = documents if documents is not None else _decoded(extra.get("documents"), "documents", sid)
-    msgs = [_checked_message(m, i, sid, template) for i, m in enumerate(sample_messages(source))]
+    msgs = [_checked_message(m, i, sid, template) for i, m in enumerate(sample_messages(source, template))]
     return TemplateInput(msgs, t, d, tokens, add_generation_prompt, sid)
 
 

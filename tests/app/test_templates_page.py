@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from pipelines import catalog
 from pipelines.render import get_template, render_with_mask
+from pipelines.render.inputs import template_input
 from tests.app.test_datasets_page import ENTRY, build_workspace
 
 TEMPLATES_PAGE = "pages/2_Templates.py"
@@ -119,11 +120,15 @@ def test_instruction_template_marks_fields_and_learns_the_output(workspace, tok)
     sample = _sample(workspace, "alpaca-mini", 2, 3)
     rendered = _html(at, "wb-rendered")
     text = _unescape(rendered)
-    # as training renders it: the user turn (instruction and input) is the instruction field
-    assert text.startswith("Below is an instruction") and "### Response:\nAnswer number 3" in text
-    assert re.search(r'class="wb-instruction"[^>]*>Instruction number 3<br><br>some input<', rendered)
+    # Stanford's with-input prompt: instruction and input each in its own section, the output
+    # right after "### Response:"
+    assert text.startswith("Below is an instruction that describes a task, paired with an input")
+    assert "### Instruction:\nInstruction number 3\n\n### Input:\nsome input\n\n### Response:Answer number 3" in text
+    assert re.search(r'class="wb-instruction"[^>]*>Instruction number 3<', rendered)
+    assert re.search(r'class="wb-input"[^>]*>some input<', rendered)
     assert re.search(r'class="wb-output"[^>]*>Answer number 3<', rendered)
-    ids, labels = render_with_mask(tok, sample.turns(), "alpaca")
+    inp = template_input(sample, get_template("alpaca"), tokenizer=tok)
+    ids, labels = render_with_mask(tok, inp, "alpaca")
     assert _metrics(at)["Tokens"] == f"{len(ids):,}"
     assert _metrics(at)["Learned tokens"] == f"{sum(1 for x in labels if x != -100):,}"
     assert _html(at, "wb-tokens").count('class="wb-tok wb-learned"') == sum(1 for x in labels if x != -100)

@@ -31,14 +31,14 @@ TWO_TURNS = [
 ]
 
 NO_INPUT = ("Below is an instruction that describes a task. Write a response that appropriately "
-            "completes the request.\n\n### Instruction:\nName a color.\n\n### Response:\n")
+            "completes the request.\n\n### Instruction:\nName a color.\n\n### Response:")
 WITH_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further "
               "context. Write a response that appropriately completes the request.\n\n### Instruction:\n"
-              "Summarize.\n\n### Input:\nA long text.\n\n### Response:\n")
+              "Summarize.\n\n### Input:\nA long text.\n\n### Response:")
 
 
 def test_template_info_is_name_version_and_file_hash():
-    for name, version in (("chatml", 1), ("alpaca", 2), ("llama3.1", 1), ("mistral-v0.3", 1), ("zephyr", 1)):
+    for name, version in (("chatml", 1), ("alpaca", 3), ("llama3.1", 1), ("mistral-v0.3", 1), ("zephyr", 1)):
         info = template_info(name)
         tpl = get_template(name)
         assert info["name"] == name and info["version"] == version

@@ -198,7 +198,7 @@ def test_wb_render_works_for_every_registered_template(render_ws, kind):
             if bos and "bos_token" in tpl.text:
                 assert text.startswith(bos) and text.count(bos) == 1, (tpl.name, text)
         else:
-            assert text.endswith("### Instruction:\nAdd 2 and 2.\n\n### Response:\n4"), text
+            assert text.endswith("### Instruction:\nAdd 2 and 2.\n\n### Response:4"), text  # Stanford: output right after
 
 
 def test_a_text_only_training_run_refuses_media_naming_sample_and_message(tokenizer):
