@@ -95,7 +95,7 @@ def _load_into_editor() -> None:
 def _first_user(sample) -> str:
     turns = sample.turns()
     text = next((t.get("content") for t in turns if t.get("role") == "user"), None)
-    return text if isinstance(text, str) else (turns[0].get("content") if turns else "") or ""
+    return common.content_text(text if text is not None else (turns[0].get("content") if turns else None))
 
 
 def pick_sample(ws):
