@@ -14,6 +14,7 @@ from pipelines import catalog
 from pipelines.formats import import_file
 from pipelines.review import adjudicate, annotate, tasks
 from tests.app.pages import button, open_page
+from tests.app.test_templates_page import tok  # noqa: F401 - the embedded tokenizer fixture
 from tests.pipelines.review.helpers import add_users
 
 TIMEOUT_S = 120
@@ -198,15 +199,6 @@ def test_review_edit_of_dict_arguments_and_tool_result_keeps_their_form(ws):
     assert calls[1]["function"]["arguments"] == '{"fixed": true}'        # a string stays a string
     assert after.messages[2] == {"role": "tool", "tool_call_id": "c2", "name": "lookup", "content": "a kitten"}
     assert after.messages[0] == PARTS["messages"][0]                      # content parts untouched
-
-
-@pytest.fixture(scope="module")
-def tok():
-    from pipelines.models import load_tokenizer
-    try:
-        return load_tokenizer()
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"embedded tokenizer unavailable: {e}")
 
 
 def _spans(html: str, label: str) -> list[tuple[str, str]]:
