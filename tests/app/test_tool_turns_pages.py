@@ -154,6 +154,14 @@ def test_review_edit_form_changes_a_tool_call_and_keeps_every_other_key(ws):
     assert not at.exception and not at.error, [e.value for e in at.error]
     saved = annotate.my_annotations(ws, "ann", "tc")[0]
     assert saved["sample_id"] == 1 and saved["decision"] == "edit"
+    # the adjudicator sees the sample's turns and, of the answer, the edited message only
+    adj = open_page(ws, "pages/4_Adjudication.py", "dora", timeout_s=TIMEOUT_S)
+    assert adj.selectbox(key="adj_sample").value == 1
+    codes = [c.value for c in adj.code]
+    assert codes.count('{\n  "city": "Paris",\n  "unit": "celsius"\n}') == 1      # the sample
+    assert codes.count('{\n  "city": "Lyon",\n  "unit": "celsius"\n}') == 1       # the edit
+    assert "message 2 (edited)" in [c.value for c in adj.caption]
+    assert [e.label for e in adj.expander if e.label == "Reasoning"] == ["Reasoning", "Reasoning"]
     adjudicate.adjudicate(ws, "dora", "tc", 1, pick=saved["annotation_id"], note="Lyon")
     after = _head(ws, 1)
     call = after.messages[2]["tool_calls"][0]
