@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 import streamlit as st
 
 from datastore import Sample, WorkbenchError, default_workspace
+from datastore.samples import MESSAGE_KINDS
 from datastore.store import DB_NAME
 from pipelines.formats.base import RowError
 from pipelines.formats.conversation import check_roles
@@ -248,9 +249,15 @@ def _tool_calls(calls) -> None:
 
 
 def _tools(tools) -> None:
+    if isinstance(tools, str):   # not JSON: as written
+        with st.expander("Tools (not valid JSON)", icon=":material/build:", expanded=False):
+            st.code(tools, language=None)
+        return
+    tools = tools if isinstance(tools, list) else [tools]
     names = [((t.get("function") or t).get("name") if isinstance(t, dict) else None) for t in tools]
-    label = f"Tools ({len(tools)})" + (": " + ", ".join(n for n in names if isinstance(n, str)) if any(names) else "")
-    with st.expander(md_escape(label), icon=":material/build:", expanded=False):
+    shown = [md_escape(n) for n in names if isinstance(n, str)]
+    label = f"Tools ({len(tools)})" + (": " + ", ".join(shown) if shown else "")
+    with st.expander(label, icon=":material/build:", expanded=False):
         st.code(json.dumps(tools, indent=2, ensure_ascii=False), language="json")
 
 
@@ -261,14 +268,15 @@ def reasoning_of(message: dict):
     return r if r is not None else message.get("thinking")
 
 
-def render_turns(turns: list[dict], *, markdown: bool = False, tools: list | None = None) -> None:
+def render_turns(turns: list[dict], *, markdown: bool = False, tools: list | str | None = None) -> None:
     """One ``st.chat_message`` per turn, each message shown whole as its turn.
 
     Args:
         turns: message dicts (role, content as text, None or typed parts, ``tool_calls``,
             ``tool_call_id``, ``name``, ``reasoning_content`` or ``thinking``).
         markdown: render text as Markdown (else verbatim, ``st.text``).
-        tools: the conversation's tool schemas, shown first in a collapsed expander.
+        tools: the conversation's tool schemas, shown first in a collapsed expander (text
+            that is not JSON is shown as written).
 
     A system prompt is set apart: a bordered box labelled "System prompt" above the
     conversation. Reasoning sits in a collapsed "Reasoning" expander above the answer; each
@@ -305,17 +313,19 @@ def render_turns(turns: list[dict], *, markdown: bool = False, tools: list | Non
                 _tool_calls(calls)
 
 
-def sample_conversation(s: Sample) -> tuple[list[dict], list | None, str | None]:
-    """What a sample shows as turns: ``(messages, tools, problem)``, the messages and tool
-    schemas a chat template receives (:func:`pipelines.render.inputs.template_input`);
-    ``problem`` is that function's message when the stored tools cannot be read (the messages
-    are then shown without them)."""
-    from pipelines.render.inputs import sample_messages, template_input
-    try:
-        inp = template_input(s)
-    except WorkbenchError as e:
-        return sample_messages(s), None, str(e)
-    return inp.messages, inp.tools, None
+def sample_conversation(s: Sample) -> tuple[list[dict], list | str | None, str | None]:
+    """What a sample shows as turns: ``(messages, tools, problem)``: its messages whole
+    (:meth:`datastore.samples.Sample.turns`, the system column first) and its tool schemas
+    (``extra["tools"]``; text as a LLaMA-Factory ShareGPT file holds it is parsed). Tools text
+    that is not JSON comes back as written, with ``problem`` saying so."""
+    tools = (s.extra or {}).get("tools") if s.kind in MESSAGE_KINDS else None
+    problem = None
+    if isinstance(tools, str):
+        try:
+            tools = json.loads(tools) if tools.strip() else None
+        except json.JSONDecodeError as e:
+            problem = f"sample {s.sample_id}: field tools is not valid JSON ({e.msg} at character {e.pos}); shown as written"
+    return s.turns(), tools, problem
 
 
 def render_edit(edit: dict, sample: Sample | None) -> None:
@@ -337,7 +347,7 @@ def render_edit(edit: dict, sample: Sample | None) -> None:
         st.caption("tools (edited)")
         tools = edit["tools"]
         if tools:
-            render_turns([], tools=tools if isinstance(tools, list) else [tools])
+            render_turns([], tools=tools)
         else:
             st.caption("(removed)")
 

@@ -247,3 +247,24 @@ def test_templates_page_labels_tool_parts_and_marks_calls_learned_and_results_ma
     legend = next(m.value for m in at.markdown if 'class="wb-legend"' in m.value)
     for label in ("tool call", "tool result", "tools", "reasoning"):
         assert f">{label}<" in legend
+
+
+def test_tools_stored_as_text_are_parsed_and_text_that_is_not_json_is_shown_as_written():
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        from app.common import render_sample
+        from datastore import Sample
+        msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+        render_sample(Sample(kind="conversation", sample_id=3, messages=msgs,
+                             extra={"tools": '[{"name": "f", "parameters": {}}]'}))
+        render_sample(Sample(kind="conversation", sample_id=4, messages=msgs, extra={"tools": "[{oops"}))
+
+    at = AppTest.from_function(script, default_timeout=TIMEOUT_S).run()
+    assert not at.exception
+    labels = [e.label for e in at.expander]
+    assert labels[0] == "Tools (1): f" and json.loads(at.expander[0].code[0].value) == [{"name": "f", "parameters": {}}]
+    assert "Tools (not valid JSON)" in labels and "[{oops" in [c.value for c in at.code]
+    assert [w.value for w in at.warning] == [
+        "sample 4: field tools is not valid JSON (Expecting property name enclosed in double quotes at "
+        "character 2); shown as written"]
