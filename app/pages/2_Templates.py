@@ -225,6 +225,9 @@ def show_view(view: tv.RenderView, tok) -> None:
     if len(view.text) > tv.MAX_CHARS_SHOWN:
         st.caption(f"Showing the first {tv.MAX_CHARS_SHOWN:,} of {len(view.text):,} characters; "
                    "the raw text below is complete.")
+    st.dataframe(tv.part_mask(view), hide_index=True,
+                 column_config={"characters": st.column_config.NumberColumn(format="localized"),
+                                "learned characters": st.column_config.NumberColumn(format="localized")})
     with st.expander("Raw text", icon=":material/notes:"):
         st.code(view.text, language=None, wrap_lines=True)
 

@@ -244,6 +244,9 @@ def test_templates_page_labels_tool_parts_and_marks_calls_learned_and_results_ma
     assert H.unescape("".join(x for _, x in results)) == '{"temp": 18}'
     assert reasoning and "live data" in H.unescape("".join(x for _, x in reasoning))
     assert tools and all(t == "tools" for t, _ in tools) and "Current weather" in H.unescape("".join(x for _, x in tools))
+    loss = {r["part"]: r["loss"] for r in next(d for d in at.dataframe if "loss" in d.value.columns).value.to_dict("records")}
+    assert loss == {"system": "off", "tools": "off", "user": "off", "reasoning": "on", "tool call": "on",
+                    "tool result": "off", "assistant": "on"}
     legend = next(m.value for m in at.markdown if 'class="wb-legend"' in m.value)
     for label in ("tool call", "tool result", "tools", "reasoning"):
         assert f">{label}<" in legend
