@@ -79,10 +79,14 @@ def _conversation_edit(it) -> dict:
             if v is not None:
                 e[field] = v
         calls = m.get("tool_calls")
-        if isinstance(calls, list) and calls:
-            e["tool_calls"] = [{"function": {"name": st.session_state.get(_mk(it, i, f"call{j}_name"), ""),
-                                             "arguments": st.session_state.get(_mk(it, i, f"call{j}_args"), "")}}
-                               for j in range(len(calls))]
+        if isinstance(calls, list) and any(_mk(it, i, f"call{j}_{f}") in st.session_state
+                                           for j in range(len(calls)) for f in ("name", "args")):
+            e["tool_calls"] = []
+            for j, call in enumerate(calls):   # a field without a widget yet keeps its stored value
+                fn = (call.get("function") if isinstance(call, dict) else None) or {}
+                e["tool_calls"].append({"function": {
+                    "name": st.session_state.get(_mk(it, i, f"call{j}_name"), fn.get("name")),
+                    "arguments": st.session_state.get(_mk(it, i, f"call{j}_args"), fn.get("arguments"))}})
         msgs.append(e)
     out = {"messages": msgs}
     if st.session_state.get(_k(it, "edit_tools")) is not None:

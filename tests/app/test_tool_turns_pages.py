@@ -129,10 +129,16 @@ def _key(at, name: str) -> str:
     return f"rv-{it.task_id}-{it.sample.sample_id}-{it.round}-{name}"
 
 
-def _review_on(ws: Path, sample_id: int):
+def _open_on(ws: Path, sample_id: int):
+    """The Review page as ann, moved to ``sample_id`` (the queue order is random)."""
     at = open_page(ws, "pages/3_Review.py", "ann", timeout_s=TIMEOUT_S)
     while at.session_state["review_item"]["tc"].sample.sample_id != sample_id:
         button(at, "Next").click().run()
+    return at
+
+
+def _review_on(ws: Path, sample_id: int):
+    at = _open_on(ws, sample_id)
     at.session_state[_key(at, "decision")] = "edit"
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -271,3 +277,14 @@ def test_tools_stored_as_text_are_parsed_and_text_that_is_not_json_is_shown_as_w
     assert [w.value for w in at.warning] == [
         "sample 4: field tools is not valid JSON (Expecting property name enclosed in double quotes at "
         "character 2); shown as written"]
+
+
+def test_choosing_edit_then_coming_back_shows_the_draft_and_the_stored_names(ws):
+    at = _open_on(ws, 1)
+    at.segmented_control(key=_key(at, "decision")).set_value("edit").run()   # autosaves before the form exists
+    assert annotate.open_item(ws, "ann", "tc", 1).draft["edit"]["messages"] == [{}, {}, {}, {}, {}]
+    at.text_area(key=_key(at, "edit_m2_call0_args")).input('{"city": "Nice"}').run()   # autosaves the typed text
+    again = _open_on(ws, 1)
+    assert again.text_input(key=_key(again, "edit_m2_call0_name")).value == "get_weather"
+    assert json.loads(again.text_area(key=_key(again, "edit_m2_call0_args")).value) == {"city": "Nice"}
+    assert again.text_area(key=_key(again, "edit_m3_content")).value == '{"temp": 18}'
