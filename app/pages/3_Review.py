@@ -7,7 +7,10 @@ A accept, X reject, 1-5 rating, T take the suggestion, S submit, N next, B back 
 reserves C and R); the buttons sit in rows that wrap, at their natural width, so a label
 is never cut. Answers autosave as a draft on every change; the time on the sample is
 recorded; a submit carries the item's submit id, so a double click or a retry never makes a
-second annotation, and "Saved" appears only after the store committed it.
+second annotation, and "Saved" appears only after the store committed it. Editing a
+conversation edits each message: its text, reasoning, tool calls (function name, arguments as
+JSON) and tool results, and the conversation's tools; the service checks the edit and keeps
+every other key of each message (``pipelines.review.edits``).
 """
 from __future__ import annotations
 
