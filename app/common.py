@@ -195,8 +195,8 @@ def media_label(part: dict) -> str:
     where = next((fields.get(k) or part.get(k) for k in ("url", "path", "file_id", "filename")
                   if fields.get(k) or part.get(k)), None)
     data = fields.get("data") or part.get("data") or part.get("base64")
-    if isinstance(where, str) and where.startswith("data:"):
-        data, where = where, None
+    if isinstance(where, str) and (where.startswith("data:") or (len(where) > 200 and "/" not in where[:200])):
+        data, where = where, None   # inline data (a data: URL or bare base64), not a location
     bits = [kind.replace("_", " ")]
     if isinstance(where, str):
         bits.append(where if len(where) <= 200 else where[:199] + "…")

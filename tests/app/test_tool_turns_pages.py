@@ -288,3 +288,17 @@ def test_choosing_edit_then_coming_back_shows_the_draft_and_the_stored_names(ws)
     assert again.text_input(key=_key(again, "edit_m2_call0_name")).value == "get_weather"
     assert json.loads(again.text_area(key=_key(again, "edit_m2_call0_args")).value) == {"city": "Nice"}
     assert again.text_area(key=_key(again, "edit_m3_content")).value == '{"temp": 18}'
+
+
+@pytest.mark.parametrize("part, label", [
+    ({"type": "image_url", "image_url": {"url": "https://example.org/a.png"}}, "image url · https://example.org/a.png"),
+    ({"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 300}},
+     "image url · 322 characters of inline data"),
+    ({"type": "input_audio", "input_audio": {"data": "B" * 1000, "format": "wav"}},
+     "input audio · 1,000 characters of inline data · wav"),
+    ({"type": "image", "image": "C" * 500}, "image · 500 characters of inline data"),
+    ({"type": "image", "url": "/data/cat.jpg"}, "image · /data/cat.jpg"),
+])
+def test_media_parts_are_labelled_with_where_or_how_much(part, label):
+    from app.common import media_label
+    assert media_label(part) == label
