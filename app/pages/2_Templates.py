@@ -163,7 +163,9 @@ def pick_template():
 
 
 def custom_editor(registered):
-    st.session_state.setdefault("tpl_custom_text", registered[0].text if registered else "")
+    # plain ChatML to start from, whatever sorts first (chatml-tools does)
+    start = next((t for t in registered if t.kind == "chat" and t.name == "chatml"), registered[0] if registered else None)
+    st.session_state.setdefault("tpl_custom_text", start.text if start else "")
     st.session_state.setdefault("tpl_custom_kind", "chat")
     with st.container(border=True):
         with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):
