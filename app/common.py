@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import sys
 from datetime import datetime
@@ -17,6 +18,7 @@ from typing import Iterator, Sequence
 import streamlit as st
 
 from datastore import Sample, WorkbenchError, default_workspace
+from datastore.samples import MESSAGE_KINDS
 from datastore.store import DB_NAME
 from pipelines.formats.base import RowError
 from pipelines.formats.conversation import check_roles
@@ -101,8 +103,20 @@ def fmt_time(t: datetime | None, *, utc: bool = True) -> str:
     return (f"{t:%Y-%m-%d %H:%M}" + (" UTC" if utc else "")) if t else ""
 
 
-def preview(text: str | None, n: int = 80) -> str:
-    text = " ".join((text or "").split())
+def content_text(content) -> str:
+    """A message content as plain text: text as is, typed parts as their text parts joined by
+    a space (media parts left out), anything else as ``""``."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def preview(text, n: int = 80) -> str:
+    """``text`` on one line, cut to ``n`` characters with "…"; message content given as typed
+    parts previews its text parts (:func:`content_text`)."""
+    text = " ".join(content_text(text).split())
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
@@ -152,7 +166,10 @@ def _text(content, markdown: bool) -> None:
     if content is None or content == "":
         st.caption("(empty)")
         return
-    if not isinstance(content, str):  # e.g. multimodal content parts: show as data
+    if isinstance(content, list):
+        _parts(content, markdown)
+        return
+    if not isinstance(content, str):  # not a shape a message holds: show it as data
         st.json(content, expanded=False)
         return
     shown = content if len(content) <= PREVIEW_CHARS else content[:PREVIEW_CHARS]
@@ -162,12 +179,115 @@ def _text(content, markdown: bool) -> None:
             (st.markdown if markdown else st.text)(content)
 
 
-def render_turns(turns: list[dict], *, markdown: bool = False) -> None:
-    """One ``st.chat_message`` per turn. A system prompt is set apart: a bordered box
-    labelled "System prompt" above the conversation. Text is shown verbatim (``st.text``)
-    unless ``markdown`` is set."""
+# Typed content parts that are not text: the key holding their payload and an icon. Shapes
+# from the OpenAI chat API (``image_url``, ``input_audio``, ``file``) and transformers'
+# multimodal chat templates (``image``, ``audio``, ``video`` with ``url``/``path``).
+_MEDIA_ICONS = {"image": ":material/image:", "image_url": ":material/image:", "audio": ":material/mic:",
+                "input_audio": ":material/mic:", "video": ":material/movie:", "file": ":material/attach_file:"}
+
+
+def media_label(part: dict) -> str:
+    """A one-line placeholder for an image, audio, video or file part: its type and where the
+    data is (URL or path), or the size of inline data (a data: URL or base64 ``data``)."""
+    kind = str(part.get("type") or "part")
+    payload = part.get(kind) if isinstance(part.get(kind), (dict, str)) else None
+    fields = payload if isinstance(payload, dict) else {"url": payload} if isinstance(payload, str) else {}
+    where = next((fields.get(k) or part.get(k) for k in ("url", "path", "file_id", "filename")
+                  if fields.get(k) or part.get(k)), None)
+    data = fields.get("data") or part.get("data") or part.get("base64")
+    if isinstance(where, str) and (where.startswith("data:") or (len(where) > 200 and "/" not in where[:200])):
+        data, where = where, None   # inline data (a data: URL or bare base64), not a location
+    bits = [kind.replace("_", " ")]
+    if isinstance(where, str):
+        bits.append(where if len(where) <= 200 else where[:199] + "…")
+    if isinstance(data, str):
+        bits.append(f"{len(data):,} characters of inline data")
+    fmt = fields.get("format") or fields.get("mime_type")
+    if isinstance(fmt, str):
+        bits.append(fmt)
+    return " · ".join(bits)
+
+
+def _parts(parts: list, markdown: bool) -> None:
+    """Content given as typed parts: text parts as text, media as a labelled placeholder."""
+    if not parts:
+        st.caption("(empty)")
+    for part in parts:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" or (kind is None and isinstance(part, dict) and isinstance(part.get("text"), str)):
+            _text(part.get("text"), markdown)
+        elif kind in _MEDIA_ICONS or (isinstance(kind, str) and kind.startswith(("image", "audio", "video"))):
+            st.caption(f"{_MEDIA_ICONS.get(kind, ':material/attachment:')} {md_escape(media_label(part))}")
+        else:
+            st.json(part, expanded=False)
+
+
+def arguments_json(arguments) -> tuple[str, bool]:
+    """A tool call's arguments as pretty JSON text for display: ``(text, valid)``. Arguments
+    stored as a JSON string are parsed for display only; a string that is not JSON comes back
+    as written with ``valid`` False."""
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except json.JSONDecodeError:
+            return arguments, False
+    return json.dumps(arguments, indent=2, ensure_ascii=False), True
+
+
+def _tool_calls(calls) -> None:
+    for call in calls if isinstance(calls, list) else [calls]:
+        if not isinstance(call, dict):
+            st.json(call, expanded=False)
+            continue
+        fn = call.get("function") if isinstance(call.get("function"), dict) else call
+        ident = f" · `{md_escape(call['id'])}`" if call.get("id") else ""
+        st.markdown(f"🔧 **{md_escape(fn.get('name') or '(no name)')}**{ident}")
+        text, valid = arguments_json(fn.get("arguments"))
+        if not valid:
+            st.warning("The arguments are not valid JSON; shown as written.", icon=":material/warning:")
+        st.code(text, language="json" if valid else None)
+
+
+def _tools(tools) -> None:
+    if isinstance(tools, str):   # not JSON: as written
+        with st.expander("Tools (not valid JSON)", icon=":material/build:", expanded=False):
+            st.code(tools, language=None)
+        return
+    tools = tools if isinstance(tools, list) else [tools]
+    names = [((t.get("function") or t).get("name") if isinstance(t, dict) else None) for t in tools]
+    shown = [md_escape(n) for n in names if isinstance(n, str)]
+    label = f"Tools ({len(tools)})" + (": " + ", ".join(shown) if shown else "")
+    with st.expander(label, icon=":material/build:", expanded=False):
+        st.code(json.dumps(tools, indent=2, ensure_ascii=False), language="json")
+
+
+def reasoning_of(message: dict):
+    """A message's reasoning: ``reasoning_content``, else a ``thinking`` key (as some sources
+    name it), else None."""
+    r = message.get("reasoning_content")
+    return r if r is not None else message.get("thinking")
+
+
+def render_turns(turns: list[dict], *, markdown: bool = False, tools: list | str | None = None) -> None:
+    """One ``st.chat_message`` per turn, each message shown whole as its turn.
+
+    Args:
+        turns: message dicts (role, content as text, None or typed parts, ``tool_calls``,
+            ``tool_call_id``, ``name``, ``reasoning_content`` or ``thinking``).
+        markdown: render text as Markdown (else verbatim, ``st.text``).
+        tools: the conversation's tool schemas, shown first in a collapsed expander (text
+            that is not JSON is shown as written).
+
+    A system prompt is set apart: a bordered box labelled "System prompt" above the
+    conversation. Reasoning sits in a collapsed "Reasoning" expander above the answer; each
+    tool call shows its function name and its arguments as indented JSON; a tool result is
+    labelled with the call id and the function name it answers; image and audio parts are a
+    labelled placeholder with their URL or size.
+    """
+    if tools:
+        _tools(tools)
     for i, t in enumerate(turns):
-        role = (t.get("role") or "unknown").lower()
+        role = str(t.get("role") or "unknown").lower()
         content = t.get("content")
         if role == "system":
             with st.container(border=True):
@@ -176,9 +296,60 @@ def render_turns(turns: list[dict], *, markdown: bool = False) -> None:
                 _text(content, markdown)
             continue
         with st.chat_message(role, avatar=ROLE_AVATARS.get(role)):
-            if role not in ("user", "assistant"):
-                st.caption(f"**{role}**")
-            _text(content, markdown)
+            if role == "tool":
+                about = [f"call `{md_escape(t['tool_call_id'])}`" if t.get("tool_call_id") else "",
+                         f"**{md_escape(t['name'])}**" if t.get("name") else ""]
+                st.caption(" · ".join(["**tool result**", *(a for a in about if a)]))
+            elif role not in ("user", "assistant"):
+                st.caption(f"**{md_escape(role)}**")
+            reasoning = reasoning_of(t)
+            if reasoning not in (None, ""):
+                with st.expander("Reasoning", expanded=False, icon=":material/psychology:"):
+                    _text(reasoning, markdown)
+            calls = t.get("tool_calls")
+            if not (calls and content in (None, "", [])):   # a pure tool call has no "(empty)" text
+                _text(content, markdown)
+            if calls:
+                _tool_calls(calls)
+
+
+def sample_conversation(s: Sample) -> tuple[list[dict], list | str | None, str | None]:
+    """What a sample shows as turns: ``(messages, tools, problem)``: its messages whole
+    (:meth:`datastore.samples.Sample.turns`, the system column first) and its tool schemas
+    (``extra["tools"]``; text as a LLaMA-Factory ShareGPT file holds it is parsed). Tools text
+    that is not JSON comes back as written, with ``problem`` saying so."""
+    tools = (s.extra or {}).get("tools") if s.kind in MESSAGE_KINDS else None
+    problem = None
+    if isinstance(tools, str):
+        try:
+            tools = json.loads(tools) if tools.strip() else None
+        except json.JSONDecodeError as e:
+            problem = f"sample {s.sample_id}: field tools is not valid JSON ({e.msg} at character {e.pos}); shown as written"
+    return s.turns(), tools, problem
+
+
+def render_edit(edit: dict, sample: Sample | None) -> None:
+    """A reviewer's edit answer: corrected instruction / response as text, and of an edited
+    conversation only the messages that differ from ``sample`` (each as its turn, with its
+    index) and the tools when they changed."""
+    st.caption("Corrected text")
+    for k, v in edit.items():
+        if k not in ("messages", "tools"):
+            st.text(f"{k}: {v}")
+    stored = (sample.messages or []) if sample is not None else []
+    msgs = edit.get("messages")
+    if isinstance(msgs, list):
+        for i, m in enumerate(msgs):
+            if isinstance(m, dict) and (i >= len(stored) or m != stored[i]):
+                st.caption(f"message {i} (edited)")
+                render_turns([m])
+    if "tools" in edit:
+        st.caption("tools (edited)")
+        tools = edit["tools"]
+        if tools:
+            render_turns([], tools=tools)
+        else:
+            st.caption("(removed)")
 
 
 def conversation_warnings(s: Sample) -> list[str]:
@@ -213,7 +384,10 @@ def render_sample(s: Sample, *, markdown: bool = False) -> None:
         for w in conversation_warnings(s):
             badges.append(f":orange-badge[:material/warning: {badge_text(w)}]")
         st.markdown(" ".join(badges))
-        render_turns(s.turns(), markdown=markdown)
+        messages, tools, problem = sample_conversation(s)
+        if problem:
+            st.warning(problem, icon=":material/warning:")
+        render_turns(messages, markdown=markdown, tools=tools)
         st.caption(metadata_line(s, meta))
         nested = {k: meta[k] for k in NESTED_FIELDS if k in meta}
         if nested:

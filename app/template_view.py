@@ -11,16 +11,22 @@ escaped HTML. No SQL, no ``duckdb`` (the app's layer rule).
 Role pieces are found by rendering the same messages with a private-use sentinel in place of
 each content (``\\ue000N\\ue001``) and reading where the sentinels land; when the template
 changes content (``| trim``, ``| upper``), that fails the rebuild check and each content is
-searched for in order instead. Text found neither way is shown as template text.
+searched for in order instead. Text found neither way is shown as template text. The parts
+of a conversation that are not message content (tool schemas, reasoning, tool calls) are
+found by rendering once more per part with its characters replaced and reading the span that
+changed; they are labelled ``tools``, ``reasoning`` and ``tool call``, and a tool message's
+content ``tool result``.
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 from dataclasses import dataclass, field
 
 from pipelines.render import (
     EmptyLossMask,
     Template,
+    TemplateInput,
     TemplateRenderError,
     assistant_char_spans,
     render_chat,
@@ -39,8 +45,15 @@ ROLE_COLORS = {  # rgba so the tints read on the light and the dark theme alike
     "user": (59, 130, 246),
     "assistant": (34, 160, 90),
     "tool": (234, 140, 20),
+    "tool result": (234, 140, 20),
+    "tool call": (190, 80, 30),
+    "tools": (120, 110, 100),
+    "reasoning": (20, 150, 170),
     "other": (140, 140, 140),
 }
+# Labels of the parts of a message other than its content, and of a tool message's content.
+TOOL_RESULT, TOOL_CALL, TOOLS, REASONING = "tool result", "tool call", "tools", "reasoning"
+_MASK_CHAR = "\ue002"   # private use: never in sample text, kept by the sandbox's tojson
 LEARNED_RGB = (34, 160, 90)
 MAX_TOKENS_SHOWN = 512
 MAX_CHARS_SHOWN = 20_000
@@ -56,7 +69,8 @@ class RenderView:
         text: the rendered string. kind: ``chat`` or ``instruction``.
         learned: ``[start, end)`` character spans of the ``{% generation %}`` blocks.
         pieces: ``(start, end, label)`` covering ``text`` in order; ``label`` is a role
-            (``user``) or an instruction field (``input``), or None for template text.
+            (``user``), ``tool result``, ``tool call``, ``tools``, ``reasoning`` or an
+            instruction field (``input``), or None for template text.
         ids / labels: token ids and training labels (-100 = not learned); empty when no
             tokenizer was given.
         messages: the sample's turns. note: why nothing is learned (an empty loss mask).
@@ -84,7 +98,95 @@ def custom_template(text: str, kind: str = "chat") -> Template:
 
 
 def _label(s: str | None) -> str:
-    return (s or "other").lower()
+    role = (s or "other").lower()
+    return TOOL_RESULT if role == "tool" else role
+
+
+def _masked(value, keys: bool = False):
+    """``value`` with every non-space character of its strings (with ``keys``, of its dict
+    keys too: for data a template writes whole, as tool-call arguments) replaced by one
+    private-use character: same types, same lengths, so the template takes the same
+    branches, and every character it writes from ``value`` differs."""
+    if isinstance(value, str):
+        return "".join(c if c.isspace() else _MASK_CHAR for c in value)
+    if isinstance(value, dict):
+        return {(_masked(k) if keys else k): _masked(v, keys) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, keys) for v in value]
+    return value
+
+
+def _diff_span(a: str, b: str) -> tuple[int, int] | None:
+    """The ``[start, end)`` span of ``a`` that differs from ``b`` (common prefix and suffix
+    cut), or None when they are equal."""
+    if a == b:
+        return None
+    n = min(len(a), len(b))
+    p = 0
+    while p < n and a[p] == b[p]:
+        p += 1
+    q = 0
+    while q < n - p and a[-1 - q] == b[-1 - q]:
+        q += 1
+    return (p, len(a) - q) if len(a) - q > p else None
+
+
+def _part_spans(inp: TemplateInput, tpl: Template, text: str) -> list[tuple[int, int, str]]:
+    """Where the template writes the parts of a conversation that are not message content:
+    the tool schemas (``tools``), each message's reasoning (``reasoning``) and each tool call's
+    function name and arguments (``tool call``): ``[(start, end, label)]`` in ``text``, the
+    render of ``inp``.
+
+    Each part is found by rendering a copy of ``inp`` with that part's characters replaced
+    (:func:`_masked`) and taking the span that changed; a part the template does not write
+    (the reasoning of earlier turns some templates drop) changes nothing and gets no span.
+    """
+    out: list[tuple[int, int, str]] = []
+
+    def span(probe: TemplateInput, label: str) -> None:
+        try:
+            other = render_chat(probe, tpl)
+        except Exception:  # noqa: BLE001 - a template that rejects the probe: the part stays unlabelled
+            return
+        found = _diff_span(text, other)
+        if found:
+            out.append((*found, label))
+
+    def with_message(i: int, message: dict) -> TemplateInput:
+        return dataclasses.replace(inp, messages=[*inp.messages[:i], message, *inp.messages[i + 1:]])
+
+    if inp.tools:
+        span(dataclasses.replace(inp, tools=_masked(inp.tools)), TOOLS)
+    for i, m in enumerate(inp.messages):
+        for key in ("reasoning_content", "thinking"):
+            if isinstance(m.get(key), str) and m[key].strip():
+                span(with_message(i, {**m, key: _masked(m[key])}), REASONING)
+        calls = m.get("tool_calls") if isinstance(m.get("tool_calls"), list) else []
+        for j, call in enumerate(calls):
+            if not isinstance(call, dict):
+                continue
+            fn = call.get("function") if isinstance(call.get("function"), dict) else call
+            fn = {**fn, "name": _masked(fn.get("name")), "arguments": _masked(fn.get("arguments"), keys=True)}
+            probe = {**call, "function": fn} if isinstance(call.get("function"), dict) else fn
+            span(with_message(i, {**m, "tool_calls": [*calls[:j], probe, *calls[j + 1:]]}), TOOL_CALL)
+    return out
+
+
+def _overlay(pieces: list[tuple[int, int, str | None]], spans: list[tuple[int, int, str]],
+             ) -> list[tuple[int, int, str | None]]:
+    """``pieces`` with the template text inside each span labelled with the span's label
+    (message content keeps its own label)."""
+    for s, e, lab in spans:
+        out = []
+        for a, b, cur in pieces:
+            if cur is not None or b <= s or a >= e:
+                out.append((a, b, cur))
+                continue
+            cuts = sorted({a, b, max(a, s), min(b, e)})
+            for x, y in zip(cuts, cuts[1:]):
+                out.append((x, y, lab if s <= x and y <= e else None))
+        pieces = out
+    return pieces
 
 
 def _locate(text: str, sentinel_text: str, contents: list[str], labels: list[str],
@@ -160,8 +262,9 @@ def _learned_from_tokens(tokenizer, text: str, ids: list[int], labels: list[int]
 
 def build_view(sample, tpl: Template, tokenizer=None) -> RenderView:
     """Render ``sample`` through ``tpl`` as training does (its template input through
-    :func:`pipelines.render.render_with_mask`), locate each role's text, and with a tokenizer add the ids, the labels and a
-    note when the sample has nothing to learn.
+    :func:`pipelines.render.render_with_mask`), locate each role's text and, in a chat
+    template, the tool schemas, reasoning and tool calls, and with a tokenizer add the ids,
+    the labels and a note when the sample has nothing to learn.
 
     Raises what ``pipelines.render`` raises (:class:`TemplateRenderError`,
     :class:`TemplateSecurityError`, ``WorkbenchError``) except ``EmptyLossMask``, which
@@ -205,7 +308,10 @@ def build_view(sample, tpl: Template, tokenizer=None) -> RenderView:
     learned = list(spans)
     if tokenizer is not None:
         learned = _learned_from_tokens(tokenizer, text, ids, labels) or learned
-    return RenderView(text=text, kind=tpl.kind, learned=learned, pieces=_locate(text, stext, contents, labs),
+    pieces = _locate(text, stext, contents, labs)
+    if tpl.kind == "chat":
+        pieces = _overlay(pieces, _part_spans(inp, tpl, text))
+    return RenderView(text=text, kind=tpl.kind, learned=learned, pieces=pieces,
                       ids=ids, labels=labels, messages=messages, note=note)
 
 
@@ -282,7 +388,7 @@ def rendered_html(view: RenderView, limit: int = MAX_CHARS_SHOWN) -> str:
             style.append("opacity:0.7;font-weight:600")
         if learned:
             style.append(f"text-decoration:underline 2px {_rgba(LEARNED_RGB, 1)};text-underline-offset:3px")
-        cls = f"wb-{lab}" if lab else "wb-template"
+        cls = f"wb-{lab.replace(' ', '-')}" if lab else "wb-template"
         title = (lab or "template text") + (" · learned" if learned else "")
         parts.append(f'<span class="{cls}" title="{esc(title)}" style="{";".join(style)}">'
                      f"{esc(view.text[a:b])}</span>")
@@ -312,6 +418,22 @@ def tokens_html(tokenizer, ids: list[int], labels: list[int], limit: int = MAX_T
                      f"{esc(token_text(tokenizer, tid))}</span>")
     return ('<div class="wb-tokens" style="max-height:24rem;overflow-y:auto;padding:0.25rem 0">'
             + "".join(chips) + "</div>")
+
+
+def part_mask(view: RenderView) -> list[dict]:
+    """Per labelled part (role content, ``tool call``, ``tool result``, ``tools``,
+    ``reasoning``, instruction field), in order of first appearance: ``[{"part",
+    "characters", "learned characters", "loss"}]``, ``loss`` being ``on``, ``off`` or
+    ``partly on`` over the part's characters (from the learned spans of the view)."""
+    rows: dict[str, list[int]] = {}
+    for a, b, lab, learned in _cuts(view, len(view.text)):
+        if lab is None:
+            continue
+        row = rows.setdefault(lab, [0, 0])
+        row[0] += b - a
+        row[1] += (b - a) if learned else 0
+    return [{"part": lab, "characters": n, "learned characters": k,
+             "loss": "on" if k == n else "off" if k == 0 else "partly on"} for lab, (n, k) in rows.items()]
 
 
 def mask_runs(labels: list[int]) -> list[dict]:

@@ -95,7 +95,7 @@ def _load_into_editor() -> None:
 def _first_user(sample) -> str:
     turns = sample.turns()
     text = next((t.get("content") for t in turns if t.get("role") == "user"), None)
-    return text if isinstance(text, str) else (turns[0].get("content") if turns else "") or ""
+    return common.content_text(text if text is not None else (turns[0].get("content") if turns else None))
 
 
 def pick_sample(ws):
@@ -163,7 +163,9 @@ def pick_template():
 
 
 def custom_editor(registered):
-    st.session_state.setdefault("tpl_custom_text", registered[0].text if registered else "")
+    # plain ChatML to start from, whatever sorts first (chatml-tools does)
+    start = next((t for t in registered if t.kind == "chat" and t.name == "chatml"), registered[0] if registered else None)
+    st.session_state.setdefault("tpl_custom_text", start.text if start else "")
     st.session_state.setdefault("tpl_custom_kind", "chat")
     with st.container(border=True):
         with st.container(horizontal=True, vertical_alignment="bottom", gap="small"):
@@ -225,6 +227,9 @@ def show_view(view: tv.RenderView, tok) -> None:
     if len(view.text) > tv.MAX_CHARS_SHOWN:
         st.caption(f"Showing the first {tv.MAX_CHARS_SHOWN:,} of {len(view.text):,} characters; "
                    "the raw text below is complete.")
+    st.dataframe(tv.part_mask(view), hide_index=True,
+                 column_config={"characters": st.column_config.NumberColumn(format="localized"),
+                                "learned characters": st.column_config.NumberColumn(format="localized")})
     with st.expander("Raw text", icon=":material/notes:"):
         st.code(view.text, language=None, wrap_lines=True)
 

@@ -7,17 +7,21 @@ A accept, X reject, 1-5 rating, T take the suggestion, S submit, N next, B back 
 reserves C and R); the buttons sit in rows that wrap, at their natural width, so a label
 is never cut. Answers autosave as a draft on every change; the time on the sample is
 recorded; a submit carries the item's submit id, so a double click or a retry never makes a
-second annotation, and "Saved" appears only after the store committed it.
+second annotation, and "Saved" appears only after the store committed it. Editing a
+conversation edits each message: its text, reasoning, tool calls (function name, arguments as
+JSON) and tool results, and the conversation's tools; the service checks the edit and keeps
+every other key of each message (``pipelines.review.edits``).
 """
 from __future__ import annotations
 
+import json
 import time
 
 import streamlit as st
 
 from app import common
 from pipelines.review import annotate
-from pipelines.review.questions import EDIT_KEYS
+from pipelines.review.questions import TEXT_EDIT_KEYS
 
 ITEM_KEY = "review_item"          # {task: ReviewItem}
 SHOWN_KEY = "review_shown_at"     # {task: monotonic time the item was shown}
@@ -48,9 +52,116 @@ def _answers(it) -> dict:
         if v not in (None, "", []):
             out[q["name"]] = v
     if out.get("decision") == "edit":
-        out["edit"] = {k: st.session_state.get(_k(it, f"edit_{k}")) for k in EDIT_KEYS
-                       if st.session_state.get(_k(it, f"edit_{k}"))}
+        if _is_conversation(it):
+            out["edit"] = _conversation_edit(it)
+        else:
+            out["edit"] = {k: st.session_state.get(_k(it, f"edit_{k}")) for k in TEXT_EDIT_KEYS
+                           if st.session_state.get(_k(it, f"edit_{k}"))}
     return out
+
+
+# ---------------------------------------------------------------- conversation edit form
+def _is_conversation(it) -> bool:
+    return it.sample.kind == "conversation"
+
+
+def _mk(it, i: int, field: str) -> str:
+    """Widget key of one edited field of message ``i``."""
+    return _k(it, f"edit_m{i}_{field}")
+
+
+def _conversation_edit(it) -> dict:
+    """The form's edit of a conversation as ``pipelines.review.edits`` takes it: per stored
+    message the edited text fields and tool calls (arguments as the JSON text typed), and the
+    tools JSON. Checked (JSON, names) by the service on submit, never here."""
+    msgs = []
+    for i, m in enumerate(it.sample.messages or []):
+        e = {}
+        for field in ("content", "reasoning_content"):
+            v = st.session_state.get(_mk(it, i, field))
+            if v is not None:
+                e[field] = v
+        calls = m.get("tool_calls")
+        if isinstance(calls, list) and any(_mk(it, i, f"call{j}_{f}") in st.session_state
+                                           for j in range(len(calls)) for f in ("name", "args")):
+            e["tool_calls"] = []
+            for j, call in enumerate(calls):   # a field without a widget yet keeps its stored value
+                fn = (call.get("function") if isinstance(call, dict) else None) or {}
+                e["tool_calls"].append({"function": {
+                    "name": st.session_state.get(_mk(it, i, f"call{j}_name"), fn.get("name")),
+                    "arguments": st.session_state.get(_mk(it, i, f"call{j}_args"), fn.get("arguments"))}})
+        msgs.append(e)
+    out = {"messages": msgs}
+    if st.session_state.get(_k(it, "edit_tools")) is not None:
+        out["tools"] = st.session_state[_k(it, "edit_tools")]
+    return out
+
+
+def _seed_conversation(it, edit: dict) -> None:
+    """Fill the conversation edit widgets from a saved edit (a draft holds the typed text, a
+    submitted answer the whole edited messages)."""
+    for i, m in enumerate(edit.get("messages") or []):
+        if not isinstance(m, dict):
+            continue
+        for field in ("content", "reasoning_content"):
+            if isinstance(m.get(field), str):
+                st.session_state[_mk(it, i, field)] = m[field]
+        for j, call in enumerate(m.get("tool_calls") or []):
+            fn = (call or {}).get("function") or {}
+            if "name" in fn:
+                st.session_state[_mk(it, i, f"call{j}_name")] = fn["name"]
+            if "arguments" in fn:
+                args = fn["arguments"]
+                st.session_state[_mk(it, i, f"call{j}_args")] = (
+                    args if isinstance(args, str) and not _is_json(args) else common.arguments_json(args)[0])
+    if "tools" in edit:
+        tools = edit["tools"]
+        st.session_state[_k(it, "edit_tools")] = tools if isinstance(tools, str) else (
+            json.dumps(tools, indent=2, ensure_ascii=False) if tools else "")
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def conversation_form(ws, user, task, it) -> None:
+    """One bordered box per message: its text, reasoning (assistant turns), each tool call's
+    name and arguments (JSON), a tool result's content; then the conversation's tools JSON.
+    Every other key of a message is kept as stored when the edit is saved."""
+    save = dict(on_change=_autosave, args=(ws, user, task, it))
+    st.markdown("**Edit the conversation**")
+    for i, m in enumerate(it.sample.messages or []):
+        role = str(m.get("role") or "unknown").lower()
+        with st.container(border=True):
+            content = m.get("content")
+            label = {"tool": "Tool result", "system": "System prompt"}.get(role, role.capitalize())
+            about = " · ".join(x for x in (m.get("tool_call_id"), m.get("name")) if isinstance(x, str))
+            st.caption(f"message {i} · **{common.md_escape(role)}**" + (f" · {common.md_escape(about)}" if about else ""))
+            if isinstance(content, list):
+                st.caption("Content parts (text, images, audio) are kept as stored; edit them in the source file.")
+            else:
+                st.session_state.setdefault(_mk(it, i, "content"), content or "")
+                st.text_area(label, key=_mk(it, i, "content"), height=100 if role != "system" else 68, **save)
+            if role == "assistant" or common.reasoning_of(m) is not None:
+                st.session_state.setdefault(_mk(it, i, "reasoning_content"), m.get("reasoning_content") or "")
+                st.text_area("Reasoning", key=_mk(it, i, "reasoning_content"), height=80, **save,
+                             help="The model's reasoning before this answer (reasoning_content).")
+            for j, call in enumerate(m.get("tool_calls") or []):
+                fn = (call.get("function") if isinstance(call, dict) else None) or {}
+                st.session_state.setdefault(_mk(it, i, f"call{j}_name"), fn.get("name") or "")
+                st.session_state.setdefault(_mk(it, i, f"call{j}_args"), common.arguments_json(fn.get("arguments"))[0])
+                st.text_input(f"🔧 Tool call {j + 1}: function name", key=_mk(it, i, f"call{j}_name"), **save)
+                st.text_area(f"Tool call {j + 1}: arguments (JSON)", key=_mk(it, i, f"call{j}_args"), height=100,
+                             **save)
+    tools = (it.sample.extra or {}).get("tools")
+    st.session_state.setdefault(_k(it, "edit_tools"), tools if isinstance(tools, str) else (
+        json.dumps(tools, indent=2, ensure_ascii=False) if tools else ""))
+    st.text_area("Tools (JSON schemas of the functions offered)", key=_k(it, "edit_tools"), height=120, **save,
+                 help="A JSON list; empty: no tools.")
 
 
 def _elapsed_ms(task, it) -> int:
@@ -91,9 +202,12 @@ def _seed_widgets(it) -> None:
     for q in it.questions:
         if q["name"] in src:
             st.session_state[_k(it, q["name"])] = src[q["name"]]
-    for k in EDIT_KEYS:
-        if (src.get("edit") or {}).get(k):
-            st.session_state[_k(it, f"edit_{k}")] = src["edit"][k]
+    edit = src.get("edit") or {}
+    for k in TEXT_EDIT_KEYS:
+        if edit.get(k):
+            st.session_state[_k(it, f"edit_{k}")] = edit[k]
+    if _is_conversation(it):
+        _seed_conversation(it, edit)
     st.session_state[flag] = True
 
 
@@ -122,7 +236,11 @@ def _take_suggestion(ws, user, task, it) -> None:
     verdict = next((s["decision"] for s in it.suggestions if s.get("decision")), None)
     if text:
         st.session_state[_k(it, "decision")] = "edit"
-        st.session_state[_k(it, "edit_response")] = text
+        last = [i for i, m in enumerate(it.sample.messages or []) if m.get("role") == "assistant"]
+        if _is_conversation(it) and last:    # the last answer's text in the conversation form
+            st.session_state[_mk(it, last[-1], "content")] = text
+        else:
+            st.session_state[_k(it, "edit_response")] = text
     elif verdict in ("accept", "reject"):
         st.session_state[_k(it, "decision")] = verdict
     _autosave(ws, user, task, it)
@@ -194,7 +312,9 @@ with left:
                           help=f"Rating {v}", on_click=_set, args=(_k(it, "rating"), v, ws, user, task, it))
     for q in it.questions:
         _question(ws, user, task, it, q)
-    if st.session_state.get(_k(it, "decision")) == "edit":
+    if st.session_state.get(_k(it, "decision")) == "edit" and _is_conversation(it):
+        conversation_form(ws, user, task, it)
+    elif st.session_state.get(_k(it, "decision")) == "edit":
         src = it.sample
         resp = src.output if src.kind != "conversation" else next(
             (m.get("content") for m in reversed(src.messages or []) if m.get("role") == "assistant"), "")

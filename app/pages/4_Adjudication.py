@@ -99,9 +99,7 @@ else:
                         + (f" :gray-badge[rating {a['rating']}]" if a.get("rating") else ""))
             ans = a["answers"]
             if ans.get("edit"):
-                st.caption("Corrected text")
-                for k_, v in ans["edit"].items():
-                    st.text(f"{k_}: {v}")
+                common.render_edit(ans["edit"], sample if sample is not None else d["last_revision"])
             extra = {k_: v for k_, v in ans.items() if k_ not in ("decision", "rating", "edit")}
             if extra:
                 st.caption(json.dumps(extra, ensure_ascii=False))

@@ -20,6 +20,7 @@ from datastore import vocabulary
 from datastore.review_retry import run_write
 
 from ._common import check, read_store, task_of
+from .edits import apply_conversation_edit
 from .questions import DECISIONS, validate_answers
 
 REJECTED = "rejected"
@@ -88,9 +89,11 @@ def _task_options(t: dict, key: str) -> tuple:
 
 
 def apply_edit(sample: Sample, edit: dict) -> Sample:
-    """The sample with an edit applied: ``instruction`` replaces the instruction (the last
-    user turn of a conversation), ``response`` the output (the last assistant turn)."""
-    s = dataclasses.replace(sample)
+    """The sample with an edit applied: edited ``messages`` and ``tools`` first
+    (:func:`pipelines.review.edits.apply_conversation_edit`: every other key of each message
+    kept), then ``instruction`` replaces the instruction (the last user turn of a
+    conversation), ``response`` the output (the last assistant turn)."""
+    s = apply_conversation_edit(sample, edit) if ("messages" in edit or "tools" in edit) else dataclasses.replace(sample)
     if s.kind == "conversation":
         msgs = [dict(m) for m in (s.messages or [])]
         for key, role in (("response", "assistant"), ("instruction", "user")):

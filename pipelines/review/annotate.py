@@ -23,6 +23,7 @@ from datastore.review_retry import run_write
 
 from ._common import check, read_store, task_of
 from .agreement import code_answers, measured_questions
+from .edits import normalize_edit
 from .questions import validate_answers
 
 
@@ -153,8 +154,12 @@ def submit(workspace: str | Path, user: str | None, task: int | str, sample_id: 
     ``row_hash`` (of the sample as shown) guards against answering a text that has changed.
     An edit's answers also keep the texts it replaces as shown (``shown``: :func:`_shown_texts`).
 
+    An ``edit`` of a conversation's messages or tools is checked against the sample and stored
+    whole (``pipelines.review.edits.normalize_edit``).
+
     Raises PermissionDenied (not the user's item, or may not annotate), WorkbenchError
-    (invalid answers, naming the question), Conflict (already adjudicated; the sample changed
+    (invalid answers, naming the question; an invalid edit, naming the message index and
+    field), Conflict (already adjudicated; the sample changed
     since it was shown; persistent write conflicts).
     """
     if not submit_id or len(submit_id) > 128:
@@ -177,6 +182,11 @@ def submit(workspace: str | Path, user: str | None, task: int | str, sample_id: 
         current = RT.current_sample(st.conn, t["dataset_id"], sample_id)
         if row_hash and current is not None and current.row_hash != row_hash:
             raise Conflict(f"sample {sample_id} changed since it was shown; reload it and answer again")
+        if clean.get("decision") == "edit" and current is not None:
+            clean["edit"] = normalize_edit(current, clean["edit"])
+            if not clean["edit"]:
+                raise WorkbenchError(f"sample {sample_id}: the edit changes nothing; change a turn or "
+                                     "choose accept")
         if clean.get("edit") and current is not None:
             clean["shown"] = _shown_texts(current)
         ann_id, written = A.submit(st.conn, submit_id=submit_id, checked=True, task_id=t["task_id"], sample_id=sample_id,

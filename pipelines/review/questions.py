@@ -31,8 +31,10 @@ DEFAULT_QUESTIONS: list[dict] = [
     {"name": "note", "kind": "text", "label": "Note"},
 ]
 #: Keys of an ``edit`` answer: the corrected response and/or instruction (for a conversation:
-#: the last assistant turn and the last user turn).
-EDIT_KEYS = ("instruction", "response")
+#: the last assistant turn and the last user turn); for a conversation also the edited
+#: ``messages`` and ``tools`` (checked and merged by ``pipelines.review.edits``).
+EDIT_KEYS = ("instruction", "response", "messages", "tools")
+TEXT_EDIT_KEYS = ("instruction", "response")
 
 
 def default_questions() -> list[dict]:
@@ -119,7 +121,9 @@ def validate_answers(questions: list[dict], answers: dict) -> dict:
         clean[name] = v
     if clean.get("decision") == "edit":
         edit = answers.get("edit") or {}
-        edit = {k: v for k, v in edit.items() if k in EDIT_KEYS and isinstance(v, str) and v.strip()}
+        edit = {k: v for k, v in edit.items()
+                if (k in TEXT_EDIT_KEYS and isinstance(v, str) and v.strip())
+                or (k == "messages" and isinstance(v, list)) or (k == "tools" and isinstance(v, (str, list)))}
         if not edit:
             raise WorkbenchError("an edit needs the corrected response or instruction")
         clean["edit"] = edit

@@ -84,10 +84,10 @@ def test_chat_template_on_a_conversation(workspace, tok):
     assert "<|im_start|>user" in text and "<|im_start|>assistant" in text
     assert "<|im_start|>tool" in text
     # each role's content sits in a span of its role
-    assert 'class="wb-user"' in rendered and 'class="wb-assistant"' in rendered and 'class="wb-tool"' in rendered
+    assert 'class="wb-user"' in rendered and 'class="wb-assistant"' in rendered and 'class="wb-tool-result"' in rendered
     assert re.search(r'class="wb-user"[^>]*>What is 2\+2\?</span>', rendered)
     legend = next(m.value for m in at.markdown if 'class="wb-legend"' in m.value)
-    assert ">user<" in legend and ">assistant<" in legend and ">tool<" in legend
+    assert ">user<" in legend and ">assistant<" in legend and ">tool result<" in legend
     assert sample.turns()[-1]["content"] in [c.value for c in at.code][0]  # the raw text
 
     ids, labels = render_with_mask(tok, sample.turns(), "chatml")

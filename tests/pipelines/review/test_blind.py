@@ -49,6 +49,11 @@ PURE = {
     "agreement.code_answers": lambda f, ws: f([], {}),
     "annotate.new_submit_id": lambda f, ws: f(),
     "adjudicate.apply_edit": lambda f, ws: None,  # pure transformation of a Sample it is given
+    # pure: an edit checked and merged onto a Sample it is given
+    "edits.edited_tools": lambda f, ws: f("[]"),
+    "edits.edited_messages": lambda f, ws: None,
+    "edits.normalize_edit": lambda f, ws: None,
+    "edits.apply_conversation_edit": lambda f, ws: None,
     "hooks.install": lambda f, ws: f(),
     "hooks.mark_stale_on_commit": lambda f, ws: None,  # called by versions.commit inside a commit
 }
