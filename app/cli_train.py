@@ -27,8 +27,12 @@ def register(app: typer.Typer) -> None:
     def train(config: Path = typer.Option(..., "--config", "-c", help="Training config (JSON or YAML)."),
               wait: bool = typer.Option(False, "--wait", help="Follow the run until it ends."),
               no_preflight: bool = typer.Option(False, "--no-preflight", help="Skip the template preflight."),
+              acknowledge: list[str] = typer.Option(
+                  [], "--acknowledge-licence",
+                  help="Accept training data under this licence that forbids commercial use (e.g. cc-by-nc-4.0); "
+                       "repeat for several. Added to the config's acknowledge_licences and recorded in the run card."),
               as_json: bool = typer.Option(False, "--json")):
-        """Launch a training run in its own process (pinned dataset versions, preflight, gate)."""
+        """Launch a training run in its own process (pinned dataset versions, licences, preflight, gate)."""
         from pipelines.train import runs
         from pipelines.train.validate import parse_config
 
@@ -49,6 +53,8 @@ def register(app: typer.Typer) -> None:
             run_dir = dpo.launch(state.workspace, dpo.DPORunConfig.model_validate(data), user=_user())
             out.print(f"started DPO run [bold]{run_dir.name}[/] in {run_dir}; follow it with 'wb runs'")
             return
+        if acknowledge:
+            data["acknowledge_licences"] = list(data.get("acknowledge_licences") or []) + list(acknowledge)
         cfg = parse_config(data)
         run_dir = runs.launch(state.workspace, cfg, user=_user(), preflight=not no_preflight)
         if not wait:

@@ -100,6 +100,26 @@ def live_runs(ws, user: str, may_train: bool, show_finished: int) -> None:
             _run_panel(r, ws, user, may_train)
 
 
+def licence_notice(ws, refs: list[dict]) -> list[str]:
+    """Show the licences of the chosen versions (``cc-by-nc-4.0: 6 samples``); returns the ids
+    that forbid commercial use, which a launch must acknowledge."""
+    from pipelines.curate.licences import licence_lines, licences_of_versions, restricted
+
+    if not refs:
+        return []
+    with common.user_errors():
+        entries = licences_of_versions(ws, [(r["dataset"], r["version_number"]) for r in refs])
+        bad = restricted(entries)
+        text = "Licences of the training data: " + "; ".join(licence_lines(entries))
+        if bad:
+            st.warning(text + ". Not for commercial use: " + "; ".join(licence_lines(bad)) + ".",
+                       icon=":material/gavel:")
+        else:
+            st.caption(text)
+        return [e["license"] for e in bad]
+    return []
+
+
 def launch_form(ws, user: str) -> None:
     datasets = [d["name"] for d in catalog.list_datasets(ws) if d["versions"]]
     if not datasets:
@@ -122,6 +142,10 @@ def launch_form(ws, user: str) -> None:
                                 help="Mixing weight; 0 for every dataset means each contributes its own size.")
             refs.append({"dataset": name, "version_number": v.number, "content_hash": v.content_hash,
                          "weight": w or None})
+        ack_ids = licence_notice(ws, refs)
+        ack = bool(ack_ids) and st.checkbox(
+            f"I acknowledge that {', '.join(ack_ids)} forbid commercial use: the model inherits that restriction",
+            key="train_ack_licences", help="Recorded in the run card (acknowledge_licences).")
         c1, c2, c3 = st.columns(3)
         method = c1.selectbox("Method", list(METHODS), key="train_method")
         max_steps = c2.number_input("Steps", 1, 100_000, 20, key="train_steps")
@@ -170,7 +194,8 @@ def launch_form(ws, user: str) -> None:
                "layerwise_lr_decay": float(llrd) if llrd < 1 else None, "freeze_lower_blocks": int(freeze),
                "label_smoothing": float(smooth), "rdrop_alpha": float(rdrop), "layer_drop": float(ldrop),
                "eval_ratio": float(eval_ratio), "seed": int(seed), "packing": packing,
-               "assistant_only_loss": assistant_only, "save_steps": int(save_steps) or None}
+               "assistant_only_loss": assistant_only, "save_steps": int(save_steps) or None,
+               "acknowledge_licences": ack_ids if ack else []}
         with common.user_errors():
             with st.spinner("Checking the config, pinning versions, running the preflight…"):
                 run_dir = R.launch(ws, cfg, user=user)

@@ -16,7 +16,7 @@ from datastore import Store
 from datastore import governance as G
 from datastore import versions as V
 
-from .licences import licence_list, warnings_for
+from .licences import licence_lines, licence_list, warnings_for
 
 MARKER = "<!-- written by Instruction Workbench: wb card -->"
 #: ``f(store, version) -> (title, markdown) | None``: extra card sections from other areas
@@ -108,7 +108,7 @@ def render_card(workspace, dataset: str, version=None) -> str:
         "source_datasets": sorted({s["source"] for s in d["sources"]}),
         "workbench": {"dataset": dataset, "version": v.number, "version_id": v.version_id,
                       "content_hash": v.content_hash, "samples": v.n_samples,
-                      "licence_warnings": d["warnings"]},
+                      "licences": licence_lines(d["licences"]), "licence_warnings": d["warnings"]},
     }
     if d["languages"]:
         meta["language"] = d["languages"]
@@ -116,7 +116,7 @@ def render_card(workspace, dataset: str, version=None) -> str:
     md = [f"---\n{head}---", MARKER, f"# {dataset} v{v.number}", ""]
     md += [d["description"] or f"Instruction-tuning dataset `{dataset}`, version {v.number} "
            f"(`{v.version_id}`), exported from Instruction Workbench.", ""]
-    md += ["## Licences", ""]
+    md += ["## Licences", ""] + [f"- {line}" for line in licence_lines(d["licences"])] + [""]
     if d["warnings"]:
         md += [f"> **Warning:** {w}" for w in d["warnings"]] + [""]
     md += ["| licence | samples | commercial use | sources |", "|---|---:|---|---|"]

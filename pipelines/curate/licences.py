@@ -107,9 +107,20 @@ def licence_list(rows: list[tuple]) -> list[dict]:
     return sorted(by.values(), key=lambda e: (-e["samples"], e["license"]))
 
 
-def licences_of(workspace, dataset: str, version=None) -> list[dict]:
-    """The licences of a version: ``[{"license", "samples", "sources", "commercial", ...}]``
-    (see :func:`licence_list`). For run cards and exports.
+def licence_lines(entries: list[dict]) -> list[str]:
+    """One line per licence, ``"cc-by-nc-4.0: 6 samples"`` (``entries`` from :func:`licence_list`);
+    the form run cards, model cards, dataset cards and refusals all use."""
+    return [f"{e['license']}: {e['samples']} sample{'' if e['samples'] == 1 else 's'}" for e in entries]
+
+
+def restricted(entries: list[dict]) -> list[dict]:
+    """The entries whose licence forbids commercial use (non-commercial, research-only)."""
+    return [e for e in entries if e["commercial"] == "forbidden"]
+
+
+def licences_of_versions(workspace, versions: list[tuple[str, object]]) -> list[dict]:
+    """The licences of several versions together (``[(dataset, version ref)]``, a training
+    mixture), counted as :func:`licence_list` counts one version.
 
     Raises:
         NotFound: unknown dataset or version.
@@ -117,9 +128,21 @@ def licences_of(workspace, dataset: str, version=None) -> list[dict]:
     from datastore import Store
     from datastore import governance as G
     from datastore import versions as V
+    rows: list[tuple] = []
     with Store(workspace, create=False) as st:
-        v = V.resolve(st, dataset, version)
-        return licence_list(G.licence_counts(st, v))
+        for dataset, version in versions:
+            rows += G.licence_counts(st, V.resolve(st, dataset, version))
+    return licence_list(rows)
+
+
+def licences_of(workspace, dataset: str, version=None) -> list[dict]:
+    """The licences of a version: ``[{"license", "samples", "sources", "commercial", ...}]``
+    (see :func:`licence_list`). For run cards and exports.
+
+    Raises:
+        NotFound: unknown dataset or version.
+    """
+    return licences_of_versions(workspace, [(dataset, version)])
 
 
 # ---------------------------------------------------------------- dataset cards at import

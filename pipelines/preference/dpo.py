@@ -379,6 +379,8 @@ def run_dpo(config: DPORunConfig, pairs: list, run_dir: str | Path, *, eval_pair
         card["artifacts"].pop("probe_logits", None)
         card["artifacts"]["data"] = "data"
         write_card(run_dir, card)
+        from pipelines.train.licences import write_model_card
+        write_model_card(adapter_dir, card)
         wall = card["wall_time_s"]
         cb._write({"event": "done", "step": card["steps"], "total": config.max_steps, "final_loss": card["final_loss"],
                    "final_reward_margin": margins[-1]["eval_reward_margin"] if margins else None, "elapsed_s": round(wall, 3),

@@ -1,10 +1,11 @@
 """The run card (``run_dir/run_card.json``), merge-and-save of LoRA, and re-running a card.
 
 A run card records what made an adapter: the dataset versions (name, number, id, content hash,
-mixing weight), the chat template's hash, the base model and the SHA-256 of its weight and
-tokenizer files, the loss-mask settings (assistant turns only, reasoning learned or not), the
-whole config with its seed, the metrics, the library versions, wall time and peak memory.
-:func:`rerun` trains again from a card with the same config and the same exported data
+mixing weight), the licences of their samples with counts and the acknowledged ones
+(:mod:`pipelines.train.licences`), the chat template's hash, the base model and the SHA-256 of
+its weight and tokenizer files, the loss-mask settings (assistant turns only, reasoning learned
+or not), the whole config with its seed, the metrics, the library versions, wall time and peak
+memory. :func:`rerun` trains again from a card with the same config and the same exported data
 (verified by content hash), so the loss curve can be compared (``compare_losses``).
 """
 from __future__ import annotations
@@ -90,6 +91,7 @@ def build_card(*, run_dir: Path, config, template, base_path: Path, base_name: s
                tokens_seen: int, tokens_per_s: float | None, saved: str, optim: str) -> dict:
     """The run card dict (see the module doc)."""
     from pipelines.render import template_info
+    from pipelines.train.licences import card_section
 
     manifest = Path(run_dir) / "data" / "manifest.json"
     datasets = (json.loads(manifest.read_text())["datasets"] if manifest.exists()
@@ -106,6 +108,7 @@ def build_card(*, run_dir: Path, config, template, base_path: Path, base_name: s
         "loss_mask": {"assistant_only": config.assistant_only_loss,
                       "train_on_reasoning": config.train_on_reasoning},
         "datasets": datasets,
+        "licences": card_section(run_dir, config),
         "config": config.model_dump(mode="json"),
         "seed": config.seed,
         "data": data_stats,
@@ -176,6 +179,8 @@ def merge_and_save(run_dir: str | Path, out_dir: str | Path | None = None) -> Pa
     merged = model.merge_and_unload()
     merged.save_pretrained(str(out), safe_serialization=True)
     load_tokenizer(run_dir / "adapter").save_pretrained(str(out))
+    from pipelines.train.licences import write_model_card
+    write_model_card(out, card)
     return out
 
 

@@ -149,6 +149,11 @@ class TrainConfig(ConfigFile, BaseModel):
     over_length_policy: Literal["drop", "truncate", "fail"] = Field(
         "drop", description="preflight policy for samples longer than max_length_tokens (the dropped ones are "
                             "listed in preflight.json and left out of training)")
+    acknowledge_licences: list[str] = Field(
+        default_factory=list, description="licence ids of the training data that forbid commercial use "
+                                          "(non-commercial, research-only) which the launcher accepts; a "
+                                          "launch on such data without them is refused "
+                                          "(pipelines.train.licences)")
     # process
     logging_steps: int = Field(1, ge=1)
     eval_steps: int | None = Field(None, ge=1, description="evaluate every N steps; None: before and after")
@@ -160,6 +165,12 @@ class TrainConfig(ConfigFile, BaseModel):
                                                              "the float summation order, so a re-run needs it")
     probe_prompt: str = Field("Give three tips for staying healthy.",
                               description="instruction used to check the saved adapter")
+
+    @field_validator("acknowledge_licences")
+    @classmethod
+    def _licence_ids(cls, v: list[str]) -> list[str]:
+        from pipelines.curate.licences import normalize_licence
+        return sorted({normalize_licence(x) for x in v if normalize_licence(x)})
 
     @field_validator("target_modules")
     @classmethod

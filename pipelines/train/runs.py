@@ -113,15 +113,17 @@ def launch(workspace: str | Path, config: TrainConfig | dict, *, user: str, run_
 
     Order (nothing is written and no process starts until every check passed): the user may
     train; the config is possible (:func:`pipelines.train.validate.validate_config`); each dataset
-    version is pinned by content hash; the quality gate (when installed) and the preflight pass.
+    version is pinned by content hash; licences that forbid commercial use are acknowledged in
+    ``acknowledge_licences`` (:func:`pipelines.train.licences.check_acknowledged`); the quality gate (when installed) and the preflight pass.
     Then the folder is written and ``python -m pipelines.train.runner RUN_DIR`` starts detached.
 
     Raises:
-        PermissionDenied, ConfigRefused, NotFound, Conflict (pinned hash differs), the gate's error,
-        PreflightFailed.
+        PermissionDenied, ConfigRefused (also ``LicencesNotAcknowledged``), NotFound, Conflict (pinned
+        hash differs), the gate's error, PreflightFailed.
     """
     from pipelines.models import ensure_base_model
     from pipelines.train.data import export_versions, pin_versions
+    from pipelines.train.licences import check_acknowledged, training_licences
     from pipelines.train.validate import parse_config, validate_config
 
     ws = Path(workspace)
@@ -130,6 +132,7 @@ def launch(workspace: str | Path, config: TrainConfig | dict, *, user: str, run_
     base_path = Path(cfg.base_model) if cfg.base_model else ensure_base_model()
     validate_config(cfg, base_path)
     refs = pin_versions(ws, cfg.datasets)
+    check_acknowledged(training_licences(ws, refs), cfg.acknowledge_licences)
     gates = {r.dataset: check_gate(ws, r.dataset, r.version_number, user=user) for r in refs}
     reports = preflight_all(ws, cfg, refs, base_path) if preflight else {}
     cfg = cfg.model_copy(update={"datasets": refs})

@@ -10,7 +10,7 @@
   ``"event": "done"`` (or ``"stopped"``);
 * ``train.log``: the log of transformers/trl/peft and this package;
 * ``adapter/`` (peft methods) or ``model/`` (full fine-tuning), each with the tokenizer carrying
-  the run's chat template;
+  the run's chat template and a ``README.md`` model card naming the training data's licences;
 * ``checkpoints/checkpoint-N``: written every ``save_steps`` and when the run is stopped
   (``run_dir/STOP``), so :func:`run_sft` with ``resume=True`` continues from the last one;
 * ``probe_logits.pt`` (for :func:`pipelines.train.verify.verify_adapter`) and ``run_card.json``
@@ -366,6 +366,7 @@ def run_sft(config: TrainConfig, conversations: list, run_dir: Path,
         from trl import SFTConfig
 
         from pipelines.train import card as C
+        from pipelines.train.licences import write_model_card
         from pipelines.train.data import Collator, pack, packing_ratio
 
         device = resolve_device(config.device)
@@ -504,6 +505,7 @@ def run_sft(config: TrainConfig, conversations: list, run_dir: Path,
             eval_losses=evals, metrics=metrics, train_time_s=train_time, wall_time_s=wall, device=device,
             tokens_seen=cb.tokens, tokens_per_s=tokens_per_s, saved=out_dir.name, optim=optim)
         C.write_card(run_dir, card)
+        write_model_card(out_dir, card)
         cb._write({"event": "stopped" if cb.stopped else "done", "step": card["steps"], "total": config.max_steps,
                    "final_loss": card["final_loss"], "eval_loss": eval_after, "elapsed_s": round(wall, 3),
                    "remaining_s": 0.0})
