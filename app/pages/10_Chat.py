@@ -1,10 +1,13 @@
 # page-icon: :material/chat:
-"""Chat: talk to the base model or any adapter of the workspace with the template its run used,
-a system prompt from the library, one adapter or two side by side; a good or bad answer goes to
-review with one click (a candidate in the ``chat-feedback`` staging dataset).
+"""Chat: talk to the base model or any finished run of the workspace (LoRA, QLoRA, DoRA, prefix,
+P-tuning, prompt tuning, full fine-tune) with the template its run used, a system prompt from the
+library, one run or two side by side; the page says which run, method and base model answered; a
+good or bad answer goes to review with one click (a candidate in the ``chat-feedback`` staging
+dataset).
 
-Services: ``pipelines.serve.adapters`` (one base model per server, adapters attached on demand
-and switched per request) and ``pipelines.serve.chat``. Widget keys start with ``chat_``.
+Services: ``pipelines.serve.adapters`` (one base model per server; adapters attached on demand and
+switched per request, one PEFT type at a time; a full fine-tune loaded from its own folder) and
+``pipelines.serve.chat``. Widget keys start with ``chat_``.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import streamlit as st
 from app import common
 from pipelines import policy
 from pipelines.serve import chat as C
-from pipelines.serve.adapters import list_adapters
+from pipelines.serve.adapters import list_servable
 
 BASE = "(base model)"
 NONE = "(none)"
@@ -28,8 +31,22 @@ def _pool():
     return AdapterPool()
 
 
-def _targets(ws) -> dict[str, str | None]:
-    return {BASE: None, **{a["name"]: a["path"] for a in list_adapters(ws)}}
+def _targets(ws) -> dict[str, dict | None]:
+    """``{name: servable row (pipelines.serve.adapters.describe) | None for the base model}``."""
+    return {BASE: None, **{r["name"]: r for r in list_servable(ws)}}
+
+
+def _path(target: dict | None) -> str | None:
+    return target["path"] if target else None
+
+
+def served_line(served: dict | None) -> str:
+    """``run `run-a` · LoRA · base `SmolLM2-135M-Instruct``` (or the base model alone)."""
+    if not served:
+        return ""
+    if served.get("kind") == "base":
+        return f"base model `{served.get('base_model')}`, no adapter"
+    return f"run `{served.get('name')}` · {served.get('method')} · base `{served.get('base_model') or '?'}`"
 
 
 def _system_prompt_ui() -> tuple[str | None, str | None]:
@@ -88,6 +105,9 @@ def page() -> None:
         st.session_state["chat_sys_name"] = sys_name
         if st.button("New conversation", key="chat_reset", icon=":material/restart_alt:"):
             st.session_state["chat_turns"] = []
+        last = st.session_state.get("chat_last_served")
+        if last:
+            st.caption(f"Loaded now: {served_line(last)}")
     chosen = [a] + ([b] if two else [])
     turns = st.session_state.setdefault("chat_turns", [])  # [{"user": str, "answers": {target: Reply dict}}]
     cols = st.columns(len(chosen))
@@ -95,10 +115,12 @@ def page() -> None:
         with col:
             tpl_note = ""
             with common.user_errors():
-                tpl = C.serving_template(targets[name], None if targets[name] else _pool())
+                tpl = C.serving_template(_path(targets[name]), None if targets[name] else _pool())
                 tpl_note = f" · template `{tpl.name}`"
             st.subheader(name)
-            st.caption(f"{'adapter' if targets[name] else 'no adapter'}{tpl_note}")
+            target = targets[name]
+            st.caption((served_line(target) if target else f"base model `{_pool().base_path.name}`, no adapter")
+                       + tpl_note)
             for i, t in enumerate(turns):
                 with st.chat_message("user"):
                     st.text(t["user"])
@@ -106,7 +128,8 @@ def page() -> None:
                 if ans:
                     with st.chat_message("assistant"):
                         st.text(ans["text"])
-                        st.caption(f"{ans['new_tokens']} tokens in {ans['seconds']:.1f} s")
+                        st.caption(f"{ans['new_tokens']} tokens in {ans['seconds']:.1f} s"
+                                   + (f" · answered by {served_line(ans.get('served'))}" if ans.get("served") else ""))
                         _send_buttons(ws, user, f"{i}_{name}", ans, can_flag)
     prompt = st.chat_input("Message", key="chat_input")
     if prompt:
@@ -120,10 +143,11 @@ def page() -> None:
                     if t["answers"].get(name):
                         history.append({"role": "assistant", "content": t["answers"][name]["text"]})
                 history.append({"role": "user", "content": prompt})
-                path = targets[name]
+                path = _path(targets[name])
                 r = C.reply(pool, name if path else None, history, adapter_path=path, system=system,
                             max_new_tokens=max_new)
                 answers[name] = dataclasses.asdict(r)
+                st.session_state["chat_last_served"] = r.served
             turns.append({"user": prompt, "answers": answers})
             st.rerun()
 

@@ -29,7 +29,8 @@ VERDICTS = ("good", "bad")
 @dataclass
 class Reply:
     """One generated answer: ``text``, the ``adapter`` (None: base), the ``template`` name and its
-    sha256, ``new_tokens``, ``seconds``, and the ``messages`` it answered (system prompt included)."""
+    sha256, ``new_tokens``, ``seconds``, the ``messages`` it answered (system prompt included) and
+    what ``served`` it (run name, kind, method, base model: :attr:`AdapterPool.last`)."""
 
     text: str
     adapter: str | None
@@ -38,6 +39,7 @@ class Reply:
     new_tokens: int
     seconds: float
     messages: list[dict] = field(default_factory=list)
+    served: dict | None = None  # what answered: pipelines.serve.adapters.describe (run, method, base model)
 
 
 def serving_template(adapter_path: str | Path | None, pool=None):
@@ -49,7 +51,7 @@ def serving_template(adapter_path: str | Path | None, pool=None):
     from pipelines.render.templates import template_from_tokenizer
 
     if adapter_path is not None:
-        from pipelines.serve.adapters import adapter_card, adapter_dir_of
+        from pipelines.serve.adapters import adapter_card, saved_dir_of
         card = adapter_card(adapter_path)
         pre = card.get("preflight") or {}
         for cand in (pre.get("serve_template"), card.get("serve_template"), card.get("template")):
@@ -60,7 +62,7 @@ def serving_template(adapter_path: str | Path | None, pool=None):
                 except WorkbenchError:
                     continue
         from pipelines.models import load_tokenizer
-        tok = load_tokenizer(adapter_dir_of(adapter_path))
+        tok = load_tokenizer(saved_dir_of(adapter_path))
         if tok.chat_template:
             return template_from_tokenizer(tok, name=f"{Path(adapter_path).name}-tokenizer")
         raise WorkbenchError(f"adapter {adapter_path}: no template in its card and none in its tokenizer")
@@ -117,19 +119,20 @@ def reply(pool, adapter: str | None, messages: list[dict], *, adapter_path: str 
     msgs = [dict(m) for m in messages if not (system and m.get("role") == "system")]
     if system:
         msgs = [{"role": "system", "content": system}] + msgs
-    tok = pool.tokenizer
+    tok = pool.tokenizer_for(adapter)
     inp = template_input(msgs, tpl, tokenizer=tok, add_generation_prompt=True)
     ids = render_with_mask(tok, inp, tpl)[0]
     t0 = time.monotonic()
     torch.manual_seed(seed)
-    with pool.using(adapter) as model, torch.no_grad():
+    with pool.using(adapter, path) as model, torch.no_grad():
         out = model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
                              max_new_tokens=max_new_tokens, do_sample=temperature > 0,
                              temperature=temperature if temperature > 0 else None, top_p=None, top_k=None,
                              eos_token_id=_stop_ids(tok, tpl), pad_token_id=tok.pad_token_id or tok.eos_token_id)
+        served = dict(pool.last or {})
     new = out[0, len(ids):].tolist()
     text = tok.decode(new, skip_special_tokens=True).strip()
-    return Reply(text, adapter, tpl.name, tpl.sha256, len(new), round(time.monotonic() - t0, 3), msgs)
+    return Reply(text, adapter, tpl.name, tpl.sha256, len(new), round(time.monotonic() - t0, 3), msgs, served)
 
 
 def side_by_side(pool, adapters: list[tuple[str | None, str | Path | None]], messages: list[dict], *,

@@ -141,9 +141,9 @@ def write_model_card(folder: str | Path, run_card: dict) -> Path:
         card.data.license_name = MIXED
     card.data.training_data_licences = lic.get("summary") or []
     text = card.text
-    summary = "; ".join(lic.get("summary") or []) or "not recorded"
-    text = _LICENSE_LINE.sub(lambda _: f"- **License:** training data under {summary} (see Training data licences)",
-                             text, count=1)
+    line = (f"training data under {'; '.join(lic['summary'])}" if lic.get("summary")
+            else "the training data's licences were not recorded")
+    text = _LICENSE_LINE.sub(lambda _: f"- **License:** {line} (see Training data licences)", text, count=1)
     if base:
         text = _BASE_LINE.sub(lambda _: f"- **Finetuned from model [optional]:** {base}", text, count=1)
     section = _section_text(run_card, lic)

@@ -19,7 +19,7 @@ PAGE = "pages/10_Chat.py"
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     from pipelines.workspace import init_workspace
-    from tests.pipelines.serve.conftest import _make_adapter
+    from tests.pipelines.serve.conftest import _make_adapter, _make_prompt_adapter
     try:
         from pipelines.models import ensure_base_model
         ensure_base_model()
@@ -28,6 +28,7 @@ def ws(tmp_path_factory):
     w = tmp_path_factory.mktemp("chat") / "ws"
     init_workspace(w)
     _make_adapter(w / "runs" / "run-a", 1, 4, "chatml")
+    _make_prompt_adapter(w / "runs" / "run-p", 3)
     return w
 
 
@@ -37,7 +38,7 @@ def _page(ws) -> AppTest:
 
 def test_side_by_side_and_send_to_review(ws):
     at = _page(ws)
-    assert [o for o in at.selectbox(key="chat_a").options] == ["(base model)", "run-a"]
+    assert [o for o in at.selectbox(key="chat_a").options] == ["(base model)", "run-a", "run-p"]
     at.toggle(key="chat_two").set_value(True).run()
     at.selectbox(key="chat_b").set_value("run-a")
     at.slider(key="chat_max_new").set_value(4)
@@ -58,3 +59,22 @@ def test_side_by_side_and_send_to_review(ws):
         s = V.read_page(st, v)[0]
     assert s.tags == ["chat", "chat:bad"] and s.messages[-1] == {"role": "assistant", "content": a["text"]}
     assert s.lineage["adapter"] == "run-a" and s.lineage["system_prompt"] == "teacher"
+
+
+def test_lora_then_prompt_tuning_and_the_loaded_run_is_named(ws):
+    at = _page(ws)
+    at.slider(key="chat_max_new").set_value(4)
+    at.selectbox(key="chat_a").set_value("run-a").run()
+    assert any(c.value.startswith("run `run-a` · LoRA · base `SmolLM2-135M-Instruct`") for c in at.caption)
+    at.chat_input(key="chat_input").set_value("What is 2 + 2?").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    at.selectbox(key="chat_a").set_value("run-p").run()
+    at.chat_input(key="chat_input").set_value("And 3 + 3?").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    turns = at.session_state["chat_turns"]
+    a, p = turns[-2]["answers"]["run-a"], turns[-1]["answers"]["run-p"]
+    assert a["text"] and p["text"] and 0 < p["new_tokens"] <= 4
+    assert (a["served"]["method"], p["served"]["method"]) == ("LoRA", "prompt tuning")
+    captions = [c.value for c in at.caption]
+    assert "Loaded now: run `run-p` · prompt tuning · base `SmolLM2-135M-Instruct`" in captions
+    assert any("answered by run `run-p` · prompt tuning" in c for c in captions)

@@ -119,7 +119,8 @@ def test_single_licence_card_and_merged_model(nc_run, tmp_path):
     one["licences"]["training_data"] = [e for e in one["licences"]["training_data"] if e["license"] == "cc-by-nc-4.0"]
     one["licences"]["summary"] = ["cc-by-nc-4.0: 16 samples"]
     from huggingface_hub import ModelCard
-    p = write_model_card(tmp_path / "m", one) if (tmp_path / "m").mkdir() is None else None
+    (tmp_path / "m").mkdir()
+    p = write_model_card(tmp_path / "m", one)  # a folder without a card (a full fine-tune's model/)
     assert ModelCard.load(p).data.license == "cc-by-nc-4.0"
     assert "# " + d.name in p.read_text()
     merged = R.merge_run(d.parent.parent, d.name, user="cur", out_dir=tmp_path / "merged")
