@@ -86,6 +86,36 @@ def test_no_preselection_without_demo_sft_and_empty_launch_refused(tmp_workspace
     assert R.list_runs(tmp_workspace) == []
 
 
+def test_non_commercial_data_needs_the_checkbox(tmp_workspace, monkeypatch):
+    """Data under cc-by-nc-4.0: the form names the licence with its count; Launch without the
+    checkbox is refused with the same count and writes nothing; with it the run folder is prepared
+    (not started) and its config records the acknowledgement."""
+    from datastore import Sample, Store
+    from datastore import users as U
+    from datastore import versions as V
+    with Store(tmp_workspace) as st:
+        U.insert(st, "boss", "admin", None, actor="test")
+        V.commit(st, "nc-data", author="boss", message="nc", create=True,
+                 add=[Sample(kind="instruction", instruction=f"Add {i} and {i}.", output=str(2 * i),
+                             license="cc-by-nc-4.0", source="nc.json").to_row() for i in range(3)])
+    real = R.launch
+    monkeypatch.setattr(R, "launch", lambda workspace, cfg, *, user: real(workspace, cfg, user=user, start=False))
+    at = _page(tmp_workspace, TRAIN_PAGE, "boss")
+    at.multiselect(key="train_datasets").set_value(["nc-data"]).run()
+    assert any("Not for commercial use: cc-by-nc-4.0: 3 samples" in w.value for w in at.warning)
+    button(at, "Launch").click().run()
+    assert not at.exception
+    assert any("cc-by-nc-4.0: 3 samples (nc.json)" in e.value for e in at.error), [e.value for e in at.error]
+    assert R.list_runs(tmp_workspace) == []
+    at.checkbox(key="train_ack_licences").check()
+    button(at, "Launch").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (run,) = R.list_runs(tmp_workspace)
+    import json
+    cfg = json.loads((Path(run["run_dir"]) / "train_config.json").read_text())
+    assert cfg["acknowledge_licences"] == ["cc-by-nc-4.0"]
+
+
 @pytest.mark.slow
 def test_launch_watch_stop_and_find_again(ws):
     at = _page(ws, TRAIN_PAGE, "boss")
