@@ -35,3 +35,14 @@ def demo_ws(tmp_path_factory, base_model) -> Path:
             U.insert(st, name, role, None, actor="test-setup")
     return ws
 
+
+
+def finished_run(ws, cfg, timeout_s: float = 1500) -> tuple[Path, dict]:
+    """Launch ``cfg`` as its own process (as the UI does), wait for it, and return
+    ``(run folder, run card)``; fails the test unless the run succeeded."""
+    from pipelines.train import runs as R
+
+    d = R.launch(ws, cfg, user="cur")
+    st = R.wait_run(ws, d.name, timeout_s=timeout_s)
+    assert st["state"] == "succeeded", st
+    return d, st["card"]

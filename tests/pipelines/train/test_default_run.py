@@ -21,6 +21,7 @@ from pipelines.render import get_template
 from pipelines.train import runs as R
 from pipelines.train.card import compare_losses, merge_and_save, rerun
 from pipelines.train.config import DatasetRef, TrainConfig
+from tests.pipelines.train.conftest import finished_run
 
 pytestmark = pytest.mark.slow
 
@@ -30,10 +31,7 @@ DEMO = [DatasetRef(dataset="seed-tasks"), DatasetRef(dataset="demo-sft")]
 @pytest.fixture(scope="module")
 def run(demo_ws):
     cfg = TrainConfig(datasets=DEMO, max_steps=20, torch_threads=1)  # every other setting: the defaults
-    d = R.launch(demo_ws, cfg, user="cur")
-    st = R.wait_run(demo_ws, d.name, timeout_s=1500)
-    assert st["state"] == "succeeded", st
-    return d, st["card"]
+    return finished_run(demo_ws, cfg)
 
 
 def test_default_lora_cuts_eval_loss_5_percent(run):

@@ -14,6 +14,7 @@ import pytest
 from pipelines.train import runs as R
 from pipelines.train.config import DatasetRef, TrainConfig
 from pipelines.train.licences import LicencesNotAcknowledged, write_model_card
+from tests.pipelines.train.conftest import finished_run
 
 pytestmark = pytest.mark.slow
 
@@ -84,10 +85,7 @@ def test_cli_acknowledgement_reaches_the_config(nc_ws, tmp_path):
 
 @pytest.fixture(scope="module")
 def nc_run(nc_ws):
-    d = R.launch(nc_ws, TrainConfig(**TINY, acknowledge_licences=["CC-BY-NC-4.0"]), user="cur")
-    st = R.wait_run(nc_ws, d.name, timeout_s=900)
-    assert st["state"] == "succeeded", st
-    return d, st["card"]
+    return finished_run(nc_ws, TrainConfig(**TINY, acknowledge_licences=["CC-BY-NC-4.0"]), timeout_s=900)
 
 
 def test_run_card_and_model_card_name_the_licences(nc_run):
