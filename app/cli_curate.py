@@ -71,18 +71,24 @@ def register(app: typer.Typer) -> None:
               into: str = typer.Option(..., "--into", help="Target dataset (created if missing)."),
               dedup: str = typer.Option("exact", "--dedup", help="exact | semantic | none"),
               threshold: float = typer.Option(0.9, "--threshold", help="Semantic dedup similarity threshold."),
+              normalize: bool = typer.Option(True, "--normalize/--no-normalize",
+                                             help="Exact dedup compares text after NFKC, removing zero-width and "
+                                                  "bidi characters, case folding and collapsing whitespace "
+                                                  "(default); --no-normalize compares raw text."),
               dry_run: bool = typer.Option(False, "--dry-run"), as_json: bool = typer.Option(False, "--json")):
-        """Merge datasets into one as one commit, dropping duplicates."""
+        """Merge datasets into one as one commit, dropping duplicates (stored text is never changed)."""
         from pipelines.curate import merge as M
         user = _user()
         with _progress(as_json) as prog:   # semantic dedup of large datasets takes minutes
             prog.add_task(f"planning the merge into {into} (dedup: {dedup})", total=None)
-            plan = M.plan_merge(state.workspace, sources, into, user=user, dedup=dedup, threshold=threshold)
+            plan = M.plan_merge(state.workspace, sources, into, user=user, dedup=dedup, threshold=threshold,
+                                normalize=normalize)
         _show_plan(plan.as_dict(), as_json, dry_run)
         if not dry_run:
             with _progress(as_json) as prog:
                 prog.add_task(f"merging into {into} (dedup: {dedup})", total=None)
-                v = M.merge_datasets(state.workspace, sources, into, user=user, dedup=dedup, threshold=threshold)
+                v = M.merge_datasets(state.workspace, sources, into, user=user, dedup=dedup, threshold=threshold,
+                                     normalize=normalize)
             _done(v, as_json)
 
     @app.command("split")

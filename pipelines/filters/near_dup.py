@@ -50,6 +50,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from rapidfuzz.distance import LCSseq
 
+from .textnorm import normalize_text
+
 __all__ = ["DEFAULT_THRESHOLD", "RougeLIndex", "filter_in_order", "rouge_f", "rouge_tokens"]
 
 #: Self-Instruct's ROUGE-L threshold (Wang et al. 2023, section 2.3; yizhongw/self-instruct
@@ -191,13 +193,19 @@ class RougeLIndex:
     ``threshold`` in [0, 1): Self-Instruct's 0.7 by default. ``order_hint``: texts whose token
     frequencies fix the element order (pass every text you will add or query when you know them; it
     only affects speed). Memory: about 300 bytes per indexed text plus about 100 per token.
+    ``normalize`` (default True): texts are compared in the form
+    :func:`pipelines.filters.textnorm.normalize_text` gives (the same normalisation as exact dedup:
+    NFKC, invisible characters removed), so F is rouge-score's on the normalised texts; on plain
+    ASCII text that is rouge-score's on the texts themselves. False: the raw texts.
     Raises ValueError for a threshold outside [0, 1).
     """
 
-    def __init__(self, threshold: float = DEFAULT_THRESHOLD, order_hint: Iterable[str] | None = None):
+    def __init__(self, threshold: float = DEFAULT_THRESHOLD, order_hint: Iterable[str] | None = None,
+                 normalize: bool = True):
         if not 0.0 <= threshold < 1.0:
             raise ValueError(f"threshold must be in [0, 1), got {threshold!r}")
         self.threshold = float(threshold)
+        self.normalize = bool(normalize)
         self._wid: dict[str, int] = {}
         self._eid: dict[tuple[int, int], int] = {}
         self._rank: list[int] = []          # per element id: its position in the global order
@@ -223,6 +231,9 @@ class RougeLIndex:
         self._frozen = True
 
     # ------------------------------------------------------------------ preparation
+    def _tokens(self, text: str) -> list[str]:
+        return rouge_tokens(normalize_text(text) if self.normalize else text)
+
     def _wids(self, tokens: Sequence[str], create: bool) -> list[int]:
         w = self._wid
         if create:
@@ -274,11 +285,11 @@ class RougeLIndex:
 
     def _prepare_new(self, text: str) -> tuple[_Prepared, list[int]]:
         """Like :meth:`_prepare`, adding unseen words and elements to the vocabulary."""
-        wids = self._wids(rouge_tokens(text), create=True)
+        wids = self._wids(self._tokens(text), create=True)
         return _Prepared(len(wids), wids, self._seq(wids)), self._elements(wids, create=True)
 
     def _prepare(self, text: str) -> tuple[_Prepared, list[int]]:
-        wids = self._wids(rouge_tokens(text), create=False)
+        wids = self._wids(self._tokens(text), create=False)
         return _Prepared(len(wids), wids, self._seq(wids)), self._elements(wids, create=False)
 
     # ------------------------------------------------------------------ index
@@ -314,7 +325,7 @@ class RougeLIndex:
     def add(self, text: str) -> int:
         """Append ``text`` to the pool; returns its id (0, 1, 2, ...). Texts without tokens are kept
         (they get an id) but can match nothing, as in rouge-score."""
-        wids = self._wids(rouge_tokens(text), create=True)
+        wids = self._wids(self._tokens(text), create=True)
         elems = self._elements(wids, create=True)
         return self._add_prepared(_Prepared(len(wids), wids, self._seq(wids)), elems)
 
@@ -446,7 +457,7 @@ def _best(found: list[tuple[int, float]]) -> tuple[int, float] | None:
 
 
 def filter_in_order(pool: list[str], candidates: list[str],
-                    threshold: float = DEFAULT_THRESHOLD) -> list[dict]:
+                    threshold: float = DEFAULT_THRESHOLD, normalize: bool = True) -> list[dict]:
     """Self-Instruct's ROUGE-L filter: each candidate, in order, against ``pool`` plus every earlier
     kept candidate; a candidate whose F is above ``threshold`` against any of them is dropped.
 
@@ -456,10 +467,12 @@ def filter_in_order(pool: list[str], candidates: list[str],
     an earlier kept candidate). A kept candidate has ``score`` 0.0 and ``match`` None: the index never
     computes scores at or below the threshold (that is what makes it fast).
 
-    Same decisions as the reference (rouge-score, pairwise, in order), by construction; the test
+    ``normalize``: compare the :func:`pipelines.filters.textnorm.normalize_text` forms (default; see
+    :class:`RougeLIndex`). Same decisions as the reference (rouge-score, pairwise, in order, on the
+    compared forms), by construction; the test
     ``tests/pipelines/filters/test_near_dup.py`` checks it. Speed: ``benchmarks/bench_near_dup.py``.
     """
-    idx = RougeLIndex(threshold)
+    idx = RougeLIndex(threshold, normalize=normalize)
     prepared = [idx._prepare_new(t) for t in pool]
     cands = [idx._prepare_new(t) for t in candidates]
     idx._set_order(elems for _, elems in [*prepared, *cands])

@@ -86,6 +86,24 @@ def test_revert_restores_content_hash(ws):
     assert r.message.startswith("revert d to v1") and r.operation["to_version_id"] == v1.version_id
 
 
+def test_merge_dedup_sees_through_invisible_characters_and_keeps_raw_text(tmp_workspace, tmp_path):
+    recs = [{"instruction": "Name three primary colors.", "input": "", "output": "Red, yellow, blue."},
+            {"instruction": "Name three\u00a0primary col\u200bors.", "input": "", "output": "Red, yellow, blue."}]
+    (tmp_path / "z.json").write_text(json.dumps(recs))
+    import_file(tmp_workspace, tmp_path / "z.json", "z", user="local-admin", license="mit")
+    plan = M.plan_merge(tmp_workspace, ["z"], "m", user="local-admin")
+    assert plan.counts["dropped_exact"] == 1 and plan.counts["added"] == 1
+    assert plan.operation["normalization"].startswith("Unicode NFKC, zero-width and bidi")
+    assert "exact dedup on text normalized (Unicode NFKC" in plan.message
+    raw = M.plan_merge(tmp_workspace, ["z"], "m", user="local-admin", normalize=False)
+    assert raw.counts["dropped_exact"] == 0 and raw.operation["normalization"] == "none" and "raw text" in raw.message
+    M.merge_datasets(tmp_workspace, ["z"], "m", user="local-admin")
+    with Store(tmp_workspace) as st:    # the stored text is never changed by dedup
+        src = [s.instruction for s in V.iter_samples(st, V.resolve(st, "z"))]
+        kept = [s.instruction for s in V.iter_samples(st, V.resolve(st, "m"))]
+    assert src == [recs[0]["instruction"], recs[1]["instruction"]] and kept == [recs[0]["instruction"]]
+
+
 def test_merge_exact_dedup_on_normalized_text(ws, tmp_path):
     other = [{"instruction": "QUESTION   number 0 about art", "input": "", "output": "word answer 0"},
              {"instruction": "A fresh question", "input": "", "output": "fresh"}]

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from benchmarks.bench_near_dup import perturb, seed_instructions
-from pipelines.filters.dedup import (duplicate_rates, exact_dedup, minhash_near_dup, normalize,
-                                     semantic_dedup)
+from pipelines.filters.dedup import (NORMALIZATION, duplicate_rates, exact_dedup, exact_dedup_report,
+                                     minhash_near_dup, normalize, semantic_dedup)
+from pipelines.filters.near_dup import filter_in_order
+from pipelines.filters.textnorm import INVISIBLE_CHARS, invisible_chars
 from tests.conftest import SHARED_DATA, shared_file
 
 
@@ -24,6 +26,30 @@ def test_normalize():
     assert normalize("ﬁne") == "fine"                           # NFKC ligature
     assert normalize("Sort the list.") != normalize("Sort the list?")
     assert normalize("") == "" and normalize(" \n ") == ""
+    # zero-width and bidi control characters go; a no-break space is a space
+    assert normalize("a\u200bb\u00a0c\ufeff \u202eD\u2060") == "ab c d"
+    assert len(INVISIBLE_CHARS) == 16 and "\u200b" in INVISIBLE_CHARS and "\u2064" in INVISIBLE_CHARS
+    assert "\u2010" not in INVISIBLE_CHARS and "\u202f" not in INVISIBLE_CHARS
+    assert invisible_chars("x\u200by\ufeff") == [(1, "\u200b"), (3, "\ufeff")]
+
+
+def test_invisible_differences_are_duplicates_and_texts_stay_raw():
+    a = "Name three primary colors."
+    b = "Name three\u00a0primary col\u200bors."          # NBSP and a zero-width space
+    texts = [a, b, "Name three primary colours."]
+    before = list(texts)
+    assert exact_dedup(texts) == [0, 2]
+    assert texts == before and "\u200b" in texts[1]   # the raw text is never changed
+    rep = exact_dedup_report(texts)
+    assert rep == {"kept": [0, 2], "dropped": 1, "normalization": NORMALIZATION}
+    assert "NFKC" in NORMALIZATION and "zero-width" in NORMALIZATION
+    # the flag turns it off: raw texts differ
+    assert exact_dedup(texts, normalize=False) == [0, 1, 2]
+    assert exact_dedup_report(texts, normalize=False)["normalization"].startswith("none")
+    # the near-duplicate filter compares the same normalised form: rouge-score splits "col\u200bors"
+    # into two tokens, the normalised text does not
+    assert [r["kept"] for r in filter_in_order([], [a, b], threshold=0.99)] == [True, False]
+    assert [r["kept"] for r in filter_in_order([], [a, b], threshold=0.99, normalize=False)] == [True, True]
 
 
 def test_exact_dedup_first_wins(seeds):
