@@ -19,6 +19,7 @@ from __future__ import annotations
 from datastore.samples import Sample
 
 from .base import ConversionError, ImportContext, Parsed, RecordSchema, RowError, ordered_record, want_text
+from .conversation import empty_turns
 
 FIELDS = ("instruction", "input", "output", "system", "history")
 BLANK_INPUT_WARNING = ("field '{field}' is only whitespace: it is rendered as no input (the no-input prompt; "
@@ -48,6 +49,25 @@ def resolve_mapping(keys: set[str], explicit: dict[str, str] | None = None) -> d
                 used.add(syn)
                 break
     return mapping
+
+
+def empty_field_warnings(s: Sample, mapping: dict[str, str]) -> list[str]:
+    """Warnings for the empty answers and user turns of an instruction sample, by the rule of
+    :func:`pipelines.formats.conversation.empty_turns` applied to its turns, naming the source
+    column: ``output`` blank (an empty answer), ``instruction`` and ``input`` both blank (an
+    empty user turn), or a blank side of a ``history`` pair."""
+    turns = s.turns()
+    first = 1 if turns and turns[0]["role"] == "system" else 0
+    n_hist = 2 * len(s.history or [])
+    out = []
+    for i, role, how in empty_turns(turns):
+        k = i - first
+        if k < n_hist:
+            col = f"{mapping.get('history', 'history')}[{k // 2}][{k % 2}]"
+        else:
+            col = mapping.get("output", "output") if role == "assistant" else mapping.get("instruction", "instruction")
+        out.append(f"empty {'answer' if role == 'assistant' else 'user turn'} in field '{col}': {how}")
+    return out
 
 
 class AlpacaSchema(RecordSchema):
@@ -88,9 +108,11 @@ class AlpacaSchema(RecordSchema):
         s = Sample(kind="instruction", instruction=instr, input=inp, output=output, system=system,
                    history=history, extra=extra or None, layout=layout)
         warnings = [] if output is not None else ["prompt only: no output"]
+        empty = empty_field_warnings(s, m)
+        warnings += empty
         if inp and not inp.strip():
             warnings.append(BLANK_INPUT_WARNING.format(field=m["input"]))
-        return Parsed(s, warnings, trainable=output is not None)
+        return Parsed(s, warnings, trainable=output is not None and not empty)
 
     def dump(self, s: Sample) -> dict:
         lay = s.layout or {}

@@ -56,6 +56,8 @@ def try_fast_import(workspace, path: Path, dataset: str, *, user: str, license: 
         return None
     if "input" in keys and _has_whitespace_only(table.column("input")):
         return None  # the exact path warns about each (AlpacaSchema.parse)
+    if any(_has_blank(table.column(k)) for k in ("instruction", "output")):
+        return None  # an empty answer or instruction: the exact path warns and does not count it trainable
     layout = {"schema": "alpaca", "keys": keys}
     op = {"op": "import", "file": str(path), "container": "jsonl", "schema": "alpaca",
           "records": table.num_rows, "quarantined": 0, "path": "fast"}
@@ -66,6 +68,12 @@ def try_fast_import(workspace, path: Path, dataset: str, *, user: str, license: 
     return report_cls(dataset=dataset, file=str(path), container="jsonl", schema="alpaca",
                       imported=table.num_rows, quarantined=0, trainable=table.num_rows,
                       version=v.number, version_id=v.version_id, content_hash=v.content_hash)
+
+
+def _has_blank(column) -> bool:
+    """Whether a text column holds an empty or whitespace-only value (``utf8_trim_whitespace``)."""
+    import pyarrow.compute as pc
+    return bool(pc.any(pc.equal(pc.utf8_trim_whitespace(column), "")).as_py())
 
 
 def _has_whitespace_only(column) -> bool:

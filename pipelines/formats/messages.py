@@ -46,7 +46,7 @@ class MessagesSchema(RecordSchema):
         if ctx.merge_same_role:
             out = merge_same_role(out)
         roles = [{"developer": "system", "function": "tool"}.get(m["role"], m["role"]) for m in out]
-        warnings = check_roles(roles)
+        warnings = check_roles(roles, out)
         extra = {k: v for k, v in rec.items() if k != "messages"}
         layout = {"schema": self.name, "keys": list(rec.keys())}
         s = Sample(kind="conversation", messages=out, extra=extra or None, layout=layout)

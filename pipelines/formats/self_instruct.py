@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datastore.samples import Sample
 
-from .alpaca import simple_pairs
+from .alpaca import empty_field_warnings, simple_pairs
 from .base import ConversionError, ImportContext, Parsed, RecordSchema, RowError, ordered_record, want_text
 
 
@@ -39,8 +39,9 @@ class SelfInstructSchema(RecordSchema):
         task_type = "classification" if rec.get("is_classification") is True else None
         s = Sample(kind="instruction", instruction=instr, input=inp, output=out, task_type=task_type,
                    extra=extra or None, layout=layout)
-        return Parsed(s, [] if out is not None else ["prompt only: not exactly one instance"],
-                      trainable=out is not None)
+        warnings = ([] if out is not None else ["prompt only: not exactly one instance"]) + \
+            empty_field_warnings(s, {"output": "instances[0].output"})
+        return Parsed(s, warnings, trainable=not warnings)
 
     def dump(self, s: Sample) -> dict:
         lay = s.layout or {}

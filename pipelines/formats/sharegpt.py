@@ -169,7 +169,7 @@ class ShareGPTSchema(RecordSchema):
             messages = merge_same_role(messages)
             for k in ("from", "call_lists", "json"):
                 layout.pop(k, None)
-        warnings += check_roles([m["role"] for m in messages])
+        warnings += check_roles([m["role"] for m in messages], messages)
         s = Sample(kind="conversation", messages=messages, system=system, extra=extra or None, layout=layout)
         return Parsed(s, warnings, trainable=not warnings)
 
