@@ -34,6 +34,14 @@ For every sample (``Sample.turns()``; first ``limit`` by id) :func:`run_prefligh
     still too long, or with nothing earlier to compress, are the error ``over_length_after_compress``).
 ``render_error``
     The training or serving template failed on the sample.
+``not_rendered``, ``empty_turn``, ``invisible_chars``, ``mixed_normal_forms``, ``tool_calls``
+    What a reader of the rendered text cannot see, from
+    :mod:`pipelines.render.conversation_checks` (one finding per sample, message index and field,
+    each with its own severity): text the training template never writes, empty answers and user
+    turns, zero-width and bidi characters, mixed Unicode normal forms, tool call arguments that are
+    not JSON, break the declared schema or call an undeclared tool, tool results without their call.
+    The report keeps the findings (``findings``, the first :data:`MAX_FINDINGS_KEPT`); such an issue
+    is an error when one of its findings is.
 
 Which issues are errors (``has_errors``) is ``PreflightConfig.error_issues``; the default makes
 everything an error except ``control_tokens``, ``override_attempts`` and over-length samples that
@@ -48,6 +56,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from datastore.errors import WorkbenchError
+from pipelines.render.conversation_checks import DESCRIPTIONS as CHECK_DESCRIPTIONS
+from pipelines.render.conversation_checks import Finding
 
 OverLengthPolicy = Literal["drop", "truncate", "fail", "compress"]
 SERVE_FROM_TOKENIZER = "tokenizer"
@@ -67,6 +77,8 @@ _DESCRIPTIONS = {
     "over_length": "longer than max_length_tokens",
     "empty_after_truncation": "no loss token left after truncation",
 }
+#: Findings of the conversation checks kept in a report (all are counted).
+MAX_FINDINGS_KEPT = 1000
 
 
 class PreflightFailed(WorkbenchError):
@@ -153,6 +165,8 @@ class PreflightReport(BaseModel):
     over_length: OverLength
     compressed: dict[int, list[dict]] = Field(default_factory=dict)
     dropped_ids: list[int] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    findings_total: int = 0
 
     @computed_field  # type: ignore[misc]
     @property
@@ -180,6 +194,10 @@ class PreflightReport(BaseModel):
             mark = "ERROR" if i.severity == "error" and i.count else ("warn" if i.count else "ok")
             ids = f" ids {', '.join(map(str, i.sample_ids))}" if i.count else ""
             lines.append(f"[{mark}] {i.name}: {i.count} ({i.description}){ids}")
+            if i.name in CHECK_DESCRIPTIONS:
+                lines.extend(f"    sample {ex['sample_id']}, message {ex['message_index']}, {ex['field']} "
+                             f"[{ex['severity']}]: {ex['message']}" for ex in i.examples)
+                continue
             for ex in i.examples[:2]:
                 lines.append(f"    #{ex.get('sample_id')}: {_short(ex)}")
         lines.append("result: " + ("ERRORS, training would stop" if self.has_errors else "ok"))
@@ -289,6 +307,35 @@ def compress_conversations(convs: list[list[dict]], backend, *, max_tokens: int 
         system = f"{turns[0]['content']}\n\n{note}" if start == 1 and turns[0].get("content") else note
         result.append([{"role": "system", "content": system}, dict(turns[u]), dict(turns[k])])
     return result
+
+
+def conversation_findings(samples, template, tokenizer, n_keep: int) -> tuple[dict[str, IssueReport], list[Finding], int]:
+    """The conversation checks on every sample: one :class:`IssueReport` per check (count: samples
+    with a finding; severity: error when any finding is; examples: the first ``n_keep`` findings),
+    the first :data:`MAX_FINDINGS_KEPT` findings and their total."""
+    from pipelines.render.conversation_checks import run_checks
+
+    issues = {n: IssueReport(name=n, description=d, severity="warning") for n, d in CHECK_DESCRIPTIONS.items()}
+    kept: list[Finding] = []
+    total = 0
+    for s in samples:
+        found = run_checks(s, template, tokenizer=tokenizer)
+        total += len(found)
+        kept.extend(found[:MAX_FINDINGS_KEPT - len(kept)])
+        for name in dict.fromkeys(f.check for f in found):
+            rep = issues[name]
+            rep.count += 1
+            if len(rep.sample_ids) < n_keep:
+                rep.sample_ids.append(s.sample_id)
+        for f in found:
+            rep = issues[f.check]
+            if f.severity == "error":
+                rep.severity = "error"
+            if len(rep.examples) < n_keep:
+                rep.examples.append(f.model_dump(exclude={"check"}))
+    if not issues["template_input"].count:
+        del issues["template_input"]
+    return issues, kept, total
 
 
 # --------------------------------------------------------------------------- the check
@@ -442,6 +489,9 @@ def run_preflight(workspace: str | Path, dataset: str, version: str | int | None
             elif cfg.over_length_policy == "compress":
                 over.append((sid, inp))
 
+    conv_issues, findings, n_findings = conversation_findings(samples, tpl, tokenizer, n_keep)
+    issues.update(conv_issues)
+
     compressed: dict[int, list[dict]] = {}
     if cfg.over_length_policy == "compress":
         issues["over_length_after_compress"] = IssueReport(
@@ -472,7 +522,8 @@ def run_preflight(workspace: str | Path, dataset: str, version: str | int | None
                            content_hash=v.content_hash, samples_checked=len(samples),
                            train_template=template_info(tpl), serve_template=serve_info,
                            tokenizer={"path": str(tok_path), "bos_token": bos, "eos_token": eos},
-                           issues=issues, over_length=ol, compressed=compressed, dropped_ids=dropped)
+                           issues=issues, over_length=ol, compressed=compressed, dropped_ids=dropped,
+                           findings=findings, findings_total=n_findings)
 
 
 def check_before_training(report: PreflightReport | None) -> None:
@@ -485,6 +536,6 @@ def check_before_training(report: PreflightReport | None) -> None:
         raise PreflightFailed(report)
 
 
-__all__ = ["DEFAULT_ERROR_ISSUES", "ISSUES", "IssueReport", "OverLength", "PreflightConfig", "PreflightFailed",
-           "PreflightReport", "SERVE_FROM_TOKENIZER", "check_before_training", "compress_conversations",
-           "control_strings", "first_difference", "run_preflight", "special_token_strings"]
+__all__ = ["DEFAULT_ERROR_ISSUES", "Finding", "ISSUES", "IssueReport", "MAX_FINDINGS_KEPT", "OverLength",
+           "PreflightConfig", "PreflightFailed", "PreflightReport", "SERVE_FROM_TOKENIZER", "check_before_training", "compress_conversations",
+           "control_strings", "conversation_findings", "first_difference", "run_preflight", "special_token_strings"]
