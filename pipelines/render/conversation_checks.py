@@ -126,6 +126,16 @@ def _blank(text) -> bool:
     return not isinstance(text, str) or not text.strip()
 
 
+def _reasoning_key(m: dict) -> str | None:
+    """The key of a message's reasoning, as the source named it: the renderer reads the first of
+    ``reasoning_content``, ``thinking``, ``reasoning`` that is set, and the template input copies
+    ``thinking`` into ``reasoning_content``, so an equal ``thinking`` is the source's key."""
+    key = next((k for k in _REASONING_KEYS if m.get(k) is not None), None)
+    if key == "reasoning_content" and m.get("thinking") == m["reasoning_content"]:
+        return "thinking"
+    return key
+
+
 def _text_fields(m: dict) -> Iterator[tuple[str, str]]:
     """``(field path, text)`` of every text field of one message, blank ones included."""
     c = m.get("content")
@@ -135,9 +145,9 @@ def _text_fields(m: dict) -> Iterator[tuple[str, str]]:
         for k, part in enumerate(c):
             if isinstance(part, dict) and isinstance(part.get("text"), str):
                 yield f"content[{k}].text", part["text"]
-    for key in _REASONING_KEYS:
-        if isinstance(m.get(key), str):
-            yield key, m[key]
+    key = _reasoning_key(m)
+    if key is not None and isinstance(m[key], str):
+        yield key, m[key]
     if isinstance(m.get("name"), str):
         yield "name", m["name"]
     for j, call in enumerate(m.get("tool_calls") or []):
@@ -176,7 +186,7 @@ def _with_sentinels(messages: list[dict]) -> tuple[list[dict], list[tuple[int, s
                     part = {**part, "text": mark(i, f"content[{k}].text")}
                 parts.append(part)
             m["content"] = parts
-        key = next((k for k in _REASONING_KEYS if m.get(k) is not None), None)
+        key = _reasoning_key(m)
         if key is not None and not _blank(m[key]):
             s = mark(i, key)
             for k in _REASONING_KEYS:

@@ -57,9 +57,11 @@ def test_not_rendered_reasoning_qwen3_strips_from_earlier_turns():
     f = run_checks(msgs, qwen3, checks=["not_rendered"])
     assert found(f) == [("not_rendered", "warning", 1, "reasoning_content")]   # the last turn's is written
     assert "reasoning" in f[0].message
-    # `thinking` is read as reasoning too
+    # `thinking` is read as reasoning too, and named as the source named it
     msgs[1] = {"role": "assistant", "content": "4", "thinking": "Add two and two."}
     assert found(run_checks(msgs, qwen3, checks=["not_rendered"])) == [("not_rendered", "warning", 1, "thinking")]
+    msgs[1] = {"role": "assistant", "content": "4", "thinking": "Add\u200b two.", "reasoning_content": "Add\u200b two."}
+    assert found(run_checks(msgs, checks=["invisible_chars"])) == [("invisible_chars", "warning", 1, "thinking")]
 
 
 def test_not_rendered_tool_call_arguments_are_errors():
