@@ -169,6 +169,29 @@ def test_invalid_declared_schema_is_named():
     assert "invalid JSON Schema" in f[0].message
 
 
+_KEEPS_KEYS = Sample(kind="conversation", messages=[{"role": "user", "content": "x", "name": "n"}]).turns()[0].get("name")
+
+
+@pytest.mark.skipif(_KEEPS_KEYS is None, reason="Sample.turns() here reduces messages to role and content")
+def test_stored_sample_indexes_stored_messages_and_reads_tools_from_extra():
+    s = Sample(kind="conversation", sample_id=5, system="Be brief.",
+               messages=[{"role": "user", "content": "Hi", "name": "ann"},
+                         {"role": "assistant", "content": None, "tool_calls": [call("c1", "get_time", '{"tz": 1}')]},
+                         {"role": "tool", "tool_call_id": "c2", "content": "12:00"},
+                         {"role": "assistant", "content": "Noon."}],
+               extra={"tools": json.dumps([TIME_BARE])})           # tools kept as a JSON string
+    f = run_checks(s, get_template("mistral-v0.3"))
+    assert [(x.check, x.severity, x.sample_id, x.message_index, x.field) for x in f] == [
+        ("not_rendered", "error", 5, None, "system"),               # the system column, before message 0
+        ("not_rendered", "warning", 5, 0, "name"),
+        ("tool_calls", "error", 5, 1, "tool_calls[0].function.arguments"),
+        ("tool_calls", "error", 5, 2, "tool_call_id")]
+    assert "1 is not of type 'string'" in f[2].message
+    bad = Sample(kind="conversation", sample_id=6, messages=[{"role": "user", "content": "Hi"}],
+                 extra={"tools": "[not json"})
+    assert [(x.check, x.severity, x.field) for x in run_checks(bad)] == [("template_input", "error", "extra")]
+
+
 # --------------------------------------------------------------------------- preflight and import
 
 def _conv(messages, **kw):
