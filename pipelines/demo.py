@@ -171,6 +171,12 @@ def run_demo(workspace: str | Path, *, small: bool = False, seed: int = 0, say=p
     rep = import_file(ws, alpaca_file, "sft-train", user=user, license="Apache-2.0")
     say_step(f"imported {rep.imported} Alpaca samples from {alpaca_file.name} -> sft-train v{rep.version} "
              f"(hash {rep.content_hash[:12]})")
+    empty = [w for w in rep.warnings if w["message"].startswith("empty answer")]
+    if empty:  # code_alpaca_2k holds answers that are "": preflight would stop training on them
+        from .curate.filter import filter_version
+        fv = filter_version(ws, "sft-train", user=user, where="response_words > 0")
+        say(f"    {len(empty)} sample(s) with an empty answer (import warnings, rows "
+            f"{', '.join(str(w['row']) for w in empty[:5])}) filtered out -> sft-train v{fv.number}")
 
     with Store(ws) as st:
         seeds = [s.instruction for s in V.iter_samples(st, V.resolve(st, "seed-tasks"))]

@@ -148,11 +148,13 @@ def strip_sample_debris(samples: list) -> int:
 
 def novelty_filter(candidates: list[str], pool: list[str] = (), threshold: float = 0.7) -> list[dict]:
     """For each candidate, in order: ``{"kept", "reason", "score", "match"}``; ``reason`` is
-    ``duplicate`` (exact repeat of the pool or an earlier kept candidate, after whitespace
-    normalisation), ``near_duplicate`` (ROUGE-L F > threshold against the pool or an earlier
-    kept candidate) or None; ``match`` is the matched text."""
+    ``duplicate`` (exact repeat of the pool or an earlier kept candidate, after the dedup
+    normalisation :func:`pipelines.filters.textnorm.normalize_text`), ``near_duplicate`` (ROUGE-L
+    F > threshold against the pool or an earlier kept candidate) or None; ``match`` is the
+    matched text."""
+    from pipelines.filters.textnorm import normalize_text as norm
+
     pool = list(pool)
-    norm = lambda t: " ".join(t.split()).casefold()  # noqa: E731
     seen = {norm(p) for p in pool}
     out: list[dict] = []
     exact_ok = []

@@ -34,7 +34,7 @@ def test_wb_demo_small_offline(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     out = r.stdout
     for step in ("[1] imported", "[3] generated", "[4] committed", "accepted", "[6] rendered",
-                 "preflight sft-train v2", "policy drop: dropped", "result: ok", "[7] training LoRA",
+                 "2 sample(s) with an empty answer", "preflight sft-train v3", "policy drop: dropped", "result: ok", "[7] training LoRA",
                  "[8] reloaded the adapter", "demo finished"):
         assert step in out, step
     run_dir = next((ws / "runs").iterdir())

@@ -50,6 +50,9 @@ def test_invisible_differences_are_duplicates_and_texts_stay_raw():
     # into two tokens, the normalised text does not
     assert [r["kept"] for r in filter_in_order([], [a, b], threshold=0.99)] == [True, False]
     assert [r["kept"] for r in filter_in_order([], [a, b], threshold=0.99, normalize=False)] == [True, True]
+    # and so does the generators' novelty filter
+    from pipelines.generate.batching import novelty_filter
+    assert [(r["kept"], r["reason"]) for r in novelty_filter([b], pool=[a])] == [(False, "duplicate")]
 
 
 def test_exact_dedup_first_wins(seeds):
