@@ -70,8 +70,9 @@ def fill(workspace: str | Path, dataset: str, *, user: str | None, source: str =
 
     ``overwrite``: replace scores already present (default: only samples without one).
 
-    Returns ``{"dataset", "source", "scored", "skipped", "version", "content_hash"}``; ``version``
-    is None when nothing changed (no commit).
+    Returns ``{"dataset", "source", "scored", "unchanged", "skipped", "version", "content_hash"}``
+    (``skipped``: samples the source has no score for); ``version`` is None when nothing changed
+    (no commit).
 
     Raises:
         WorkbenchError: unknown source; ``head`` without ``head_dir``. PermissionDenied: ``user``
@@ -88,16 +89,20 @@ def fill(workspace: str | Path, dataset: str, *, user: str | None, source: str =
         scores = _from_ratings(st, v) if source == "ratings" else {}
     if source == "head" and samples:
         scores = _from_head(samples, head_dir)
-    update = {}
+    update, unchanged = {}, 0
     for s in samples:
         if s.sample_id not in scores:
             continue
         score, why = scores[s.sample_id]
-        s.quality_score = vocabulary.FIELDS["quality_score"].check(score)
+        score = vocabulary.FIELDS["quality_score"].check(score)
+        if score == s.quality_score:
+            unchanged += 1
+            continue  # an unchanged score makes no new revision (lineage alone is not hashed)
+        s.quality_score = score
         s.lineage = {**(s.lineage or {}), "quality_score": why}
         update[s.sample_id] = s.to_row()
-    res = {"dataset": dataset, "source": source, "scored": len(update), "skipped": len(samples) - len(update),
-           "version": None, "content_hash": None}
+    res = {"dataset": dataset, "source": source, "scored": len(update), "unchanged": unchanged,
+           "skipped": len(samples) - len(update) - unchanged, "version": None, "content_hash": None}
     if not update:
         return res
     with Store(workspace) as st:

@@ -69,3 +69,21 @@ def test_rating_scale_and_head_conversion():
     assert scores.head_to_unit("accept", 0.83) == 0.83
     with pytest.raises(WorkbenchError, match="predicts refusal"):
         scores.head_to_unit("should_refuse", 0.9)
+
+
+def test_cli_quality_score(rated, capsys):
+    import json
+
+    from app.cli import main
+    main(["-w", str(rated), "-u", "cora", "quality", "score", "--dataset", "qa", "--from", "ratings", "--json"])
+    res = json.loads(capsys.readouterr().out)
+    assert (res["scored"], res["skipped"], res["source"]) == (2, 2, "ratings")
+    assert _head(rated)[1][1].quality_score == 0.875
+    # again with --overwrite: the same scores, no new version
+    main(["-w", str(rated), "-u", "cora", "quality", "score", "-d", "qa", "--overwrite", "--json"])
+    res = json.loads(capsys.readouterr().out)
+    assert (res["scored"], res["unchanged"], res["version"]) == (0, 2, None)
+    with pytest.raises(SystemExit) as e:
+        main(["-w", str(rated), "-u", "cora", "quality", "score", "-d", "qa", "--from", "judge"])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and err.strip() == "error: unknown quality score source 'judge'; choose from ratings, head"
