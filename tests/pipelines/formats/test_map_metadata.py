@@ -101,3 +101,22 @@ def test_bad_value_is_a_row_error_and_quarantinable(tmp_workspace, tmp_path):
         items = Q.list_rows(st, "d")
     assert [(q["row"], q["field"]) for q in items] == [(2, "quality_score"), (3, "difficulty")]
     assert "'trivial' is not one of easy, medium, hard" in items[1]["reason"]
+
+
+def test_large_file_maps_like_a_small_one(tmp_workspace, tmp_path):
+    """Above the bulk path's 1 MB threshold a mapped import gives the same columns."""
+    from pipelines.formats.fast_alpaca import MIN_BYTES
+    diffs = ("easy", "medium", "hard")
+    rows = [{"instruction": f"Question {i} " + "x" * 200, "input": "", "output": f"Answer {i}.",
+             "difficulty": diffs[i % 3]} for i in range(6000)]
+    src = tmp_path / "big.jsonl"
+    _write_jsonl(src, rows)
+    assert src.stat().st_size > MIN_BYTES
+    rep = import_file(tmp_workspace, src, "big", user="t", mapping={"difficulty": "difficulty"})
+    assert rep.imported == 6000
+    s = _samples(tmp_workspace, "big")
+    assert [x.difficulty for x in s[:4]] == ["easy", "medium", "hard", "easy"] and s[5999].difficulty == "hard"
+    assert all(x.extra is None for x in s)
+    out = tmp_path / "back.jsonl"
+    export_version(tmp_workspace, "big", None, "alpaca", out, card=False)
+    assert out.read_bytes() == src.read_bytes()
