@@ -87,3 +87,31 @@ def test_cli_quality_score(rated, capsys):
         main(["-w", str(rated), "-u", "cora", "quality", "score", "-d", "qa", "--from", "judge"])
     err = capsys.readouterr().err
     assert e.value.code == 1 and err.strip() == "error: unknown quality score source 'judge'; choose from ratings, head"
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
+def test_head_fills_scores(tmp_path):
+    """An accept head trained on a rule (informative answers accepted, dismissive ones rejected)
+    scores the informative sample above 0.5 and the dismissive one below."""
+    from datastore import Sample
+    from pipelines.preference.scoring import HeadConfig, train_head
+    from tests.pipelines.preference.test_scoring import good, rude, rule_fixture
+    from tests.pipelines.review.helpers import add_users
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    add_users(ws)
+    rows = [Sample(kind="instruction", instruction="Tell me something about rivers.", output=f("rivers")).to_row()
+            for f in (good, rude)]
+    with Store(ws) as st:
+        V.commit(st, "qa", author="admin", message="two answers", add=rows, create=True)
+    cfg = HeadConfig(task="accept", name="accept-head", epochs=2, batch_size=8, max_length_tokens=48,
+                     learning_rate=2e-3, eval_ratio=0.25)
+    res = train_head(cfg, rule_fixture(), tmp_path / "head")
+    out = scores.fill(ws, "qa", user="cora", source="head", head_dir=res.head_dir)
+    assert out["scored"] == 2 and out["version"] == 2
+    _, s = _head(ws)
+    assert s[1].quality_score > 0.5 > s[2].quality_score
+    why = s[1].lineage["quality_score"]
+    assert (why["source"], why["head"], why["task"]) == ("scoring head", "accept-head", "accept")
+    assert why["head_score"] == pytest.approx(s[1].quality_score, abs=1e-6)
