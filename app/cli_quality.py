@@ -19,13 +19,43 @@ def _pct(x) -> str:
 def register(app: typer.Typer) -> None:
     from app.cli import _json, _progress, _user, out, state
 
-    @app.command()
-    def quality(dataset: str = typer.Option(..., "--dataset", "-d"),
+    qual = typer.Typer(invoke_without_command=True,
+                       help="Quality metrics of a dataset version (wb quality -d D); wb quality score fills quality_score.")
+    app.add_typer(qual, name="quality")
+
+    @qual.command("score")
+    def quality_score(dataset: str = typer.Option(..., "--dataset", "-d"),
+                      source: str = typer.Option("ratings", "--from", help="ratings (accepted review ratings, 1..5 -> 0..1) or head (a scoring head)."),
+                      head: Optional[Path] = typer.Option(None, "--head", help="Scoring head folder (with --from head)."),
+                      overwrite: bool = typer.Option(False, "--overwrite", help="Replace scores already present."),
+                      message: Optional[str] = typer.Option(None, "--message", "-m"),
+                      as_json: bool = typer.Option(False, "--json")):
+        """Fill quality_score on the head version from review ratings or a scoring head (source kept in lineage), as a new version."""
+        from pipelines.quality import scores
+        with _progress(as_json) as prog:
+            prog.add_task(f"scoring {dataset} from {source}", total=None)
+            res = scores.fill(state.workspace, dataset, user=_user(), source=source, head_dir=head,
+                              overwrite=overwrite, message=message)
+        if as_json:
+            return _json(res)
+        if res["version"] is None:
+            out.print(f"{dataset}: no sample to score from {source} ({res['skipped']} without a score source)")
+        else:
+            out.print(f"{dataset} v{res['version']}: quality_score from {source} on {res['scored']} sample(s), "
+                      f"{res['skipped']} left without one")
+
+    @qual.callback()
+    def quality(ctx: typer.Context,
+                dataset: Optional[str] = typer.Option(None, "--dataset", "-d"),
                 version: Optional[str] = typer.Option(None, "--version", "-v", help="Number, tag or id (default: head)."),
                 refresh: bool = typer.Option(False, "--refresh", help="Recompute instead of reading cached metrics."),
                 no_sample: bool = typer.Option(False, "--no-sample", help="Skip the sampled metrics (tokens, parse, near/semantic duplicates)."),
                 as_json: bool = typer.Option(False, "--json")):
         """Quality metrics of a dataset version, overall and per slice."""
+        if ctx.invoked_subcommand is not None:
+            return
+        if dataset is None:
+            raise WorkbenchError("wb quality needs --dataset (or a subcommand: wb quality score)")
         from pipelines.quality import metrics
         with _progress(as_json) as prog:
             prog.add_task(f"measuring {dataset}", total=None)

@@ -403,3 +403,15 @@ def export_table(conn, task_id: int, dataset_id: int, *, after_id: int = 0, limi
             LEFT JOIN ann ON ann.sample_id = it.sample_id LEFT JOIN adj ON adj.sample_id = it.sample_id
             ORDER BY it.sample_id""",
         params=[task_id, after_id, task_id, task_id, dataset_id, OPEN_END]).to_arrow_table()
+
+
+def accepted_ratings(conn, dataset_id: int) -> dict[int, dict]:
+    """The review ratings of each sample of a dataset: ``{sample_id: {"mean", "n", "tasks"}}``
+    over the current-round (not stale) annotations of every review task on the dataset whose
+    decision is ``accept`` and that hold a rating (1..5 on the default form)."""
+    rows = conn.execute(
+        """SELECT a.sample_id, avg(a.rating), count(*), list(DISTINCT t.name ORDER BY t.name)
+           FROM annotations a JOIN review_tasks t USING (task_id)
+           WHERE t.dataset_id = ? AND NOT a.stale AND a.decision = 'accept' AND a.rating IS NOT NULL
+           GROUP BY a.sample_id""", [dataset_id]).fetchall()
+    return {int(r[0]): {"mean": float(r[1]), "n": int(r[2]), "tasks": list(r[3])} for r in rows}

@@ -17,7 +17,8 @@ Fields (canonical spelling first):
 * ``task_type`` (column): a short identifier (``qa``, ``adversarial``, ``benign_lookalike``...).
 * ``language`` (column): a language tag such as ``en`` or ``pt-BR`` (BCP 47 form).
 * ``difficulty`` (column): ``easy``, ``medium`` or ``hard`` (the Review form's options).
-* ``quality_score`` (column): a finite number from 0 to 1.
+* ``quality_score`` (column): a finite number from 0 to 1; a review rating on the 1..5 form
+  maps onto it linearly (:func:`quality_from_rating`).
 * ``source`` (column): non-empty text, at most 200 characters.
 
 **Old spellings keep their hashes.** :meth:`read` maps a stored row's aliases to the
@@ -54,6 +55,9 @@ _FORM_SPELLING = {"S1": "violent_crimes", "S2": "non_violent_crimes", "S3": "sex
 #: Expected behaviour of a response (rules: ``pipelines.quality.refusal.correct_for``).
 EXPECTED_BEHAVIOURS: tuple[str, ...] = ("refuse", "safe-complete", "comply")
 DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
+#: The review form's quality rating, 1 (worst) to 5 (best): the default rating question of
+#: ``pipelines/review/questions.py``. :func:`quality_from_rating` puts it on the 0..1 scale.
+RATING_RANGE: tuple[int, int] = (1, 5)
 #: The value a review form uses for "no policy domain" (stored as None).
 NO_DOMAIN = "none"
 
@@ -130,6 +134,18 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
 )}
 EXPECTED = FIELDS["expected_behavior"]
 DOMAIN = FIELDS["policy_domain"]
+
+
+def quality_from_rating(rating: float, lo: float = RATING_RANGE[0], hi: float = RATING_RANGE[1]) -> float:
+    """A rating on ``lo..hi`` as a quality score on 0..1, linearly (1 -> 0, 3 -> 0.5, 5 -> 1 on
+    the default 1..5 form).
+
+    Raises:
+        WorkbenchError: a rating outside ``lo..hi``.
+    """
+    if not lo <= rating <= hi:
+        raise WorkbenchError(f"field 'rating': {rating!r} is not from {lo:g} to {hi:g}")
+    return (rating - lo) / (hi - lo)
 
 
 def canonical_domain(value: str | None) -> str | None:
@@ -236,5 +252,5 @@ def sql_policy_domain(col: str = "policy_domain") -> str:
 
 
 __all__ = ["DIFFICULTIES", "DOMAIN", "EXPECTED", "EXPECTED_BEHAVIOURS", "FIELDS", "Field", "NO_DOMAIN",
-           "POLICY_DOMAINS", "canonical_domain", "check_sample", "expected_behavior", "read", "restore",
-           "sql_expected_behavior", "sql_policy_domain"]
+           "POLICY_DOMAINS", "RATING_RANGE", "canonical_domain", "check_sample", "expected_behavior",
+           "quality_from_rating", "read", "restore", "sql_expected_behavior", "sql_policy_domain"]

@@ -33,7 +33,9 @@ from datastore.samples import rows_to_arrow
 from pipelines.policy import require
 
 from . import containers as C
+from . import meta_map
 from . import reasoning as R
+from .alpaca import FIELDS as TEXT_FIELDS
 from .alpaca import AlpacaSchema, resolve_mapping
 from .base import ConversionError, ImportContext, RecordSchema, RowError
 from .messages import MessagesSchema
@@ -160,6 +162,7 @@ def parse_records(records: list, *, file: str, container: str, schema_name: str 
     """Parse :class:`containers.RawRecord` items; see :func:`parse_file` for the result.
     ``hf_features`` (``datasets.Features.to_dict()``) is kept in each sample's layout."""
     R.check_choice(reasoning_markers, R.IMPORT_CHOICES, "--reasoning-markers")
+    meta = meta_map.split_mapping(mapping, TEXT_FIELDS)[1]
     if not records:
         raise FormatError("contains 0 records; nothing to import", file=file)
     keys: set[str] = set()
@@ -192,6 +195,12 @@ def parse_records(records: list, *, file: str, container: str, schema_name: str 
             continue
         s = parsed.sample
         s.source, s.source_row, s.license = ctx.source, r.row, license
+        try:
+            meta_map.apply(s, r.value, meta)
+        except RowError as e:
+            bad.append({"row": r.row, "line": r.line, "field": e.field, "reason": e.reason,
+                        "raw": r.raw or json.dumps(r.value, ensure_ascii=False)})
+            continue
         if reasoning_markers and s.kind == "conversation":
             parsed.warnings += R.extract(s, reasoning_markers)
         if hf_features is not None:
@@ -243,6 +252,7 @@ def import_file(workspace: str | Path, path: str | Path, dataset: str, *, user: 
         FormatError: a bad record without ``quarantine`` (the first one, with file, row or
             line, and field; the message counts the others), or nothing importable.
     """
+    meta_map.split_mapping(mapping, TEXT_FIELDS)  # an unknown target fails before anything is read
     if not Path(path).exists():
         raise FormatError("no such file or folder", file=str(path))
     from pipelines.curate.licences import licence_from_card, normalize_licence
@@ -343,8 +353,10 @@ def to_records(samples, fmt: str, *, reasoning: str = "keep") -> list[dict]:
         if fmt == "csv" and s.kind == "conversation":
             raise WorkbenchError(f"sample #{s.sample_id} is a conversation: CSV holds instruction samples; "
                                  "export conversations as sharegpt, messages, parquet or hf")
-        name = fmt if fmt in SCHEMAS else (s.layout or {}).get("schema") or (
-            "alpaca" if s.kind == "instruction" else "messages")
+        own = (s.layout or {}).get("schema")
+        name = fmt if fmt in SCHEMAS else own or ("alpaca" if s.kind == "instruction" else "messages")
+        if name == own:
+            s = meta_map.restore(s)  # mapped metadata back under its source column names
         try:
             out.append(SCHEMAS[name]().dump(s))
         except ConversionError as e:

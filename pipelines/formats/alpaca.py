@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from datastore.samples import Sample
 
+from .meta_map import split_mapping
 from .base import ConversionError, ImportContext, Parsed, RecordSchema, RowError, ordered_record, want_text
 from .conversation import empty_turns
 
@@ -36,10 +37,15 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 
 
 def resolve_mapping(keys: set[str], explicit: dict[str, str] | None = None) -> dict[str, str]:
-    """Canonical field -> source column: ``explicit`` entries first, then the first
-    synonym present in ``keys`` (a column is used for at most one field)."""
-    mapping = dict(explicit or {})
-    used = set(mapping.values())
+    """Canonical text field -> source column: ``explicit`` entries first, then the first
+    synonym present in ``keys`` (a column is used for at most one field). ``explicit`` may
+    also map metadata columns (:mod:`.meta_map`): those columns are not taken as text.
+
+    Raises:
+        WorkbenchError: an unknown target in ``explicit`` (:func:`meta_map.split_mapping`).
+    """
+    mapping, meta = split_mapping(explicit, FIELDS)
+    used = set(mapping.values()) | set(meta.values())
     for f in FIELDS:
         if f in mapping:
             continue

@@ -7,7 +7,9 @@ is ambiguous (missing or null?). In each of those cases we return ``None`` and t
 caller takes the exact row-by-row path, which names the file, line and field. So the fast
 path only ever accepts files the exact path would import unchanged and without warnings
 (a whitespace-only ``input`` also goes to the exact path, which warns), and gives the same
-samples and the same hashes (SQL hashing in ``datastore/ingest.py``).
+samples and the same hashes (SQL hashing in ``datastore/ingest.py``). An import with a
+``--map`` never comes here (``import_file``): mapped metadata columns are validated per row on
+the exact path, so a large file and a small one map the same way.
 """
 from __future__ import annotations
 
