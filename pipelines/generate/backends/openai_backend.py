@@ -28,6 +28,7 @@ the output's ``messages`` holds that one message, so callers can say so in the l
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -208,25 +209,37 @@ class OpenAIBackend(Backend):
             self.limit.release(epoch, overloaded=False)
             return r
 
-    def _call(self, fn, items: list) -> list:
+    @contextlib.contextmanager
+    def _clear_errors(self, passthrough: tuple[int, ...] = ()):
+        """Turn the client's errors into one WorkbenchError naming the server (HTTP statuses in
+        ``passthrough`` are re-raised as they are)."""
         import openai
+        where = self.base_url or "api.openai.com"
         try:
+            yield
+        except openai.APITimeoutError as e:
+            raise WorkbenchError(f"openai backend: {where} did not answer within the timeout after "
+                                 f"{self.max_retries} retries (raise --timeout or lower --concurrency)") from e
+        except openai.APIConnectionError as e:
+            raise WorkbenchError(f"openai backend: cannot reach {where} ({e})") from e
+        except openai.APIStatusError as e:
+            if e.status_code in passthrough:
+                raise
+            raise WorkbenchError(f"openai backend: {where} answered {e.status_code}: {str(e)[:300]}") from e
+
+    def _call(self, fn, items: list) -> list:
+        with self._clear_errors():
             if len(items) <= 1 or self.max_concurrency == 1:
                 return [self._send(fn, x) for x in items]
             with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(items))) as pool:
                 return list(pool.map(lambda x: self._send(fn, x), items))
-        except openai.APITimeoutError as e:
-            raise WorkbenchError(f"openai backend: {self.base_url or 'api.openai.com'} did not answer within the "
-                                 f"timeout after {self.max_retries} retries (raise --timeout or lower --concurrency)") from e
-        except openai.APIConnectionError as e:
-            raise WorkbenchError(f"openai backend: cannot reach {self.base_url or 'api.openai.com'} ({e})") from e
-        except openai.APIStatusError as e:
-            raise WorkbenchError(f"openai backend: {self.base_url or 'api.openai.com'} answered "
-                                 f"{e.status_code}: {str(e)[:300]}") from e
 
     def complete(self, prompts: list[str], sampling: SamplingConfig, *,
                  prompt_template_hash: str | None = None) -> list[GenerationOutput]:
-        """One ``/v1/completions`` request per prompt, ``max_concurrency`` at a time."""
+        """One ``/v1/completions`` request per prompt, ``max_concurrency`` at a time; on a
+        chat-only server (404 or 405 there, or ``chat_only``) one chat request per prompt, the
+        prompt as the one user message (the output's ``messages`` holds it)."""
+        import openai
         if not all(isinstance(p, str) for p in prompts):
             raise WorkbenchError("complete() takes a list of prompt strings")
         params = self._params(sampling)
@@ -240,7 +253,20 @@ class OpenAIBackend(Backend):
                                     sampling=sampling.as_dict(), seed=sampling.seed,
                                     prompt_template_hash=prompt_template_hash, finish_reason=finish,
                                     tokens_generated=int(ntok or 0))
-        return self._call(one, list(prompts))
+        prompts = list(prompts)
+        if not self.chat_only and prompts:
+            try:
+                with self._clear_errors(passthrough=(404, 405)):
+                    first = self._send(one, prompts[0])
+            except openai.APIStatusError as e:  # 404 or 405: no /v1/completions on this server
+                log.warning("openai backend: %s has no /v1/completions (%d); each prompt is sent as one chat "
+                            "user message", self.base_url or "the server", e.status_code)
+                self.chat_only = True
+            else:
+                return [first] + self._call(one, prompts[1:])
+        outs = self.chat([[{"role": "user", "content": p}] for p in prompts], sampling,
+                         prompt_template_hash=prompt_template_hash)
+        return [o.model_copy(update={"prompt": p}) for o, p in zip(outs, prompts)]
 
     def chat(self, conversations: list[list[dict]], sampling: SamplingConfig, *,
              prompt_template_hash: str | None = None) -> list[GenerationOutput]:
