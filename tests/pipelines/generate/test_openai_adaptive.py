@@ -8,27 +8,13 @@ import pytest
 
 from pipelines.generate.backends import SamplingConfig, get_backend
 
-from .openai_server import ScriptedOpenAIServer
 
 SCRIPT = {"responses": ["answer {uid}"]}
 
 
-@pytest.fixture
-def server_factory():
-    started = []
-
-    def make(**kw):
-        s = ScriptedOpenAIServer(SCRIPT, **kw)
-        started.append(s)
-        return s
-    yield make
-    for s in started:
-        s.stop()
-
-
-def test_429s_lower_concurrency_and_every_request_completes(server_factory, caplog):
+def test_429s_lower_concurrency_and_every_request_completes(openai_server, caplog):
     # the first wave of 8 requests is answered 429 (after 0.5 s, so all 8 are in flight together)
-    srv = server_factory(status_for={i: 429 for i in range(8)}, sleep_s=0.1, sleep_for={i: 0.4 for i in range(8)})
+    srv = openai_server(SCRIPT, status_for={i: 429 for i in range(8)}, sleep_s=0.1, sleep_for={i: 0.4 for i in range(8)})
     be = get_backend("openai", model="scripted", base_url=srv.base_url, max_concurrency=8)
     s = SamplingConfig(max_tokens=8, seed=0)
     with caplog.at_level(logging.INFO, logger="pipelines.generate.openai"):
@@ -44,8 +30,8 @@ def test_429s_lower_concurrency_and_every_request_completes(server_factory, capl
     assert "server answered 429; concurrency 8 -> 4" in text and "retry 1 of 5" in text
 
 
-def test_a_timeout_is_retried_and_halves_concurrency(server_factory, caplog):
-    srv = server_factory(sleep_for={0: 1.5})
+def test_a_timeout_is_retried_and_halves_concurrency(openai_server, caplog):
+    srv = openai_server(SCRIPT, sleep_for={0: 1.5})
     be = get_backend("openai", model="scripted", base_url=srv.base_url, max_concurrency=2, timeout_s=0.5,
                      backoff_base_s=0.05)
     with caplog.at_level(logging.WARNING, logger="pipelines.generate.openai"):
@@ -55,9 +41,9 @@ def test_a_timeout_is_retried_and_halves_concurrency(server_factory, caplog):
     assert len(srv.requests) == 3  # the timed-out request was sent again
 
 
-def test_persistent_429_fails_with_one_clear_error(server_factory):
+def test_persistent_429_fails_with_one_clear_error(openai_server):
     from datastore.errors import WorkbenchError
-    srv = server_factory(status_for={i: 429 for i in range(10)})
+    srv = openai_server(SCRIPT, status_for={i: 429 for i in range(10)})
     be = get_backend("openai", model="scripted", base_url=srv.base_url, max_concurrency=1, max_retries=2)
     with pytest.raises(WorkbenchError, match="answered 429"):
         be.chat([[{"role": "user", "content": "q"}]], SamplingConfig(max_tokens=8))

@@ -6,17 +6,11 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import subprocess
-import sys
-from pathlib import Path
 
 from datastore import Store
 from datastore import versions as V
 
-from .helpers import SI_SCRIPT, make_workspace, staged
-from .openai_server import ScriptedOpenAIServer
-
-REPO = Path(__file__).resolve().parents[3]
+from .helpers import REPO, make_workspace, staged, wb
 
 
 def guide_command() -> str:
@@ -29,20 +23,15 @@ def guide_command() -> str:
     return lines[0]
 
 
-def test_the_guide_command_runs_as_written(tmp_workspace):
+def test_the_guide_command_runs_as_written(tmp_workspace, openai_server):
     cmd = guide_command()
     assert "--backend openai" in cmd and "--base-url http://127.0.0.1:8000/v1" in cmd
     ws = make_workspace(tmp_workspace)
     with Store(ws) as st:  # the guide's seed set: the demo's name for the Self-Instruct seed tasks
         rows = [s.to_row() for s in V.iter_samples(st, V.resolve(st, "seeds"))]
         V.commit(st, "seed-tasks", author="cur", message="seed tasks", add=rows, create=True)
-    srv = ScriptedOpenAIServer(SI_SCRIPT)
-    try:
-        args = shlex.split(cmd.replace("127.0.0.1:8000", f"127.0.0.1:{srv.port}"))[1:]
-        r = subprocess.run([sys.executable, "-c", "from app.cli import main; main()", "--workspace", str(ws),
-                            "--user", "cur", *args, "--json"], capture_output=True, text=True, cwd=REPO, timeout=300)
-    finally:
-        srv.stop()
+    srv = openai_server()
+    r = wb(ws, *shlex.split(cmd.replace("127.0.0.1:8000", f"127.0.0.1:{srv.port}"))[1:], "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     res = out["result"]

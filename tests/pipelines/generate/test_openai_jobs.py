@@ -4,36 +4,9 @@ Self-Instruct on a server that offers only chat completions."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-from .helpers import SI_SCRIPT, make_workspace, staged
-from .openai_server import ScriptedOpenAIServer
-
-REPO = Path(__file__).resolve().parents[3]
-
-
-def wb(ws: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from app.cli import main; main()", "--workspace", str(ws),
-                           "--user", "cur", *args], capture_output=True, text=True, cwd=REPO, timeout=180,
-                          env={**os.environ, **(env or {})})
-
-
-@pytest.fixture
-def server():
-    started = []
-
-    def make(**kw):
-        s = ScriptedOpenAIServer(SI_SCRIPT, **kw)
-        started.append(s)
-        return s
-    yield make
-    for s in started:
-        s.stop()
+from .helpers import make_workspace, staged, wb
 
 
 def _free_port() -> int:
@@ -43,9 +16,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_resume_takes_new_backend_options_and_never_stores_the_key(tmp_workspace, server):
+def test_resume_takes_new_backend_options_and_never_stores_the_key(tmp_workspace, openai_server):
     ws = make_workspace(tmp_workspace)
-    srv = server()
+    srv = openai_server()
     dead = f"http://127.0.0.1:{_free_port()}/v1"
     r = wb(ws, "generate", "self-instruct", "-d", "seeds", "--target-kept", "2", "--max-rounds", "2",
            "--prompts-per-round", "2", "--no-instances", "--backend", "openai", "--model", "scripted",
@@ -81,9 +54,9 @@ def test_an_api_key_by_value_is_refused(tmp_workspace):
     assert not (ws / "jobs").exists() or not list((ws / "jobs").iterdir())
 
 
-def test_self_instruct_on_a_chat_only_server_keeps_instructions(tmp_workspace, server):
+def test_self_instruct_on_a_chat_only_server_keeps_instructions(tmp_workspace, openai_server):
     ws = make_workspace(tmp_workspace)
-    srv = server(chat_only=True)
+    srv = openai_server(chat_only=True)
     r = wb(ws, "generate", "self-instruct", "-d", "seeds", "--target-kept", "2", "--max-rounds", "2",
            "--prompts-per-round", "2", "--backend", "openai", "--model", "scripted", "--base-url", srv.base_url,
            "--json")
