@@ -27,7 +27,8 @@ def test_429s_lower_concurrency_and_every_request_completes(openai_server, caplo
     assert before == 8 and after < before  # halved, then raised by one per `limit` successes
     assert be.limit.limit < 8
     text = caplog.text
-    assert "server answered 429; concurrency 8 -> 4" in text and "retry 1 of 5" in text
+    assert "server answered 429; concurrency 8 -> 4" in text
+    assert "retry 1 of 5 in 0.05 s" in text  # the server's Retry-After: 0.05
 
 
 def test_a_timeout_is_retried_and_halves_concurrency(openai_server, caplog):
