@@ -19,17 +19,18 @@ import typer
 gen = typer.Typer(no_args_is_help=True, help="Generate candidates into a staging dataset (curators and admins).")
 
 
-def _common(backend: str, model: Optional[str], base_url: Optional[str], max_tokens: Optional[int],
-            temperature: Optional[float], top_p: Optional[float], seed: Optional[int], batch_size: Optional[int],
-            staging: Optional[str], backend_option: list[str]) -> dict:
+def _backend_options(backend: Optional[str], model: Optional[str], base_url: Optional[str],
+                     concurrency: Optional[int], timeout: Optional[float], api_key_env: Optional[str],
+                     backend_option: Optional[list[str]]) -> dict:
+    """The backend options the flags name (``--model`` is ``model_path`` for transformers);
+    ``--backend-option KEY=VALUE`` pairs last."""
     opts: dict = {}
     if model:
-        if backend == "transformers":
-            opts["model_path"] = model
-        else:
-            opts["model"] = model
-    if base_url:
-        opts["base_url"] = base_url
+        opts["model_path" if backend == "transformers" else "model"] = model
+    for k, v in (("base_url", base_url), ("max_concurrency", concurrency), ("timeout_s", timeout),
+                 ("api_key_env", api_key_env)):
+        if v is not None:
+            opts[k] = v
     for kv in backend_option or []:
         if "=" not in kv:
             from datastore.errors import WorkbenchError
@@ -39,6 +40,14 @@ def _common(backend: str, model: Optional[str], base_url: Optional[str], max_tok
             opts[k] = json.loads(v)
         except json.JSONDecodeError:
             opts[k] = v
+    return opts
+
+
+def _common(backend: str, model: Optional[str], base_url: Optional[str], concurrency: Optional[int],
+            timeout: Optional[float], api_key_env: Optional[str], max_tokens: Optional[int],
+            temperature: Optional[float], top_p: Optional[float], seed: Optional[int], batch_size: Optional[int],
+            staging: Optional[str], backend_option: list[str]) -> dict:
+    opts = _backend_options(backend, model, base_url, concurrency, timeout, api_key_env, backend_option)
     return {"backend": backend, "backend_options": opts, "staging": staging, "batch_size": batch_size,
             "sampling": {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "seed": seed}}
 
@@ -51,6 +60,12 @@ _COMMON_OPTIONS: tuple = (
                                           help="Model folder (transformers, vllm) or served model name (openai).")),
     ("base_url", Optional[str], typer.Option(None, "--base-url",
                                              help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")),
+    ("concurrency", Optional[int], typer.Option(None, "--concurrency",
+                                                help="openai: most requests in flight (default 4; halved on 429s and timeouts).")),
+    ("timeout", Optional[float], typer.Option(None, "--timeout", help="openai: seconds per request (default 300).")),
+    ("api_key_env", Optional[str], typer.Option(None, "--api-key-env",
+                                                help="openai: NAME of the environment variable holding the API key "
+                                                     "(only the name is stored).")),
     ("max_tokens", Optional[int], typer.Option(None, "--max-tokens", help="Most new tokens per output.")),
     ("temperature", Optional[float], typer.Option(None, "--temperature")),
     ("top_p", Optional[float], typer.Option(None, "--top-p")),
@@ -278,12 +293,20 @@ def register(app: typer.Typer) -> None:
         st = cancel_generation(state.workspace, job_dir, user=_user())
         out.print(f"{job_dir}: cancel requested (state {st['state']})")
 
+    opt = {n: d for n, _, d in _COMMON_OPTIONS}
+
     @gen.command("resume")
-    def resume_cmd(job_dir: Path = typer.Argument(...), background: bool = BG, as_json: bool = J):
-        """Resume an interrupted, failed or cancelled job from its checkpoint."""
+    def resume_cmd(job_dir: Path = typer.Argument(...), model: Optional[str] = opt["model"],
+                   base_url: Optional[str] = opt["base_url"], concurrency: Optional[int] = opt["concurrency"],
+                   timeout: Optional[float] = opt["timeout"], api_key_env: Optional[str] = opt["api_key_env"],
+                   backend_option: Optional[list[str]] = opt["backend_option"],
+                   background: bool = BG, as_json: bool = J):
+        """Resume an interrupted, failed or cancelled job from its checkpoint, optionally with new
+        backend options (server, model, concurrency, timeout, API key variable)."""
         from app.cli import _json, _user, state
         from pipelines.generate.service import resume_generation
-        d = resume_generation(state.workspace, job_dir, user=_user())
+        opts = _backend_options(None, model, base_url, concurrency, timeout, api_key_env, backend_option)
+        d = resume_generation(state.workspace, job_dir, user=_user(), backend_options=opts or None)
         if background:
             _json({"job_dir": str(d), "state": "queued"})
             return

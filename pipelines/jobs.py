@@ -151,10 +151,11 @@ def cancel_job(job_dir: str | Path) -> dict:
     return st
 
 
-def resume_job(job_dir: str | Path) -> Path:
+def resume_job(job_dir: str | Path, params_update: dict | None = None) -> Path:
     """Start a new child on an ``interrupted``, ``failed`` or ``cancelled`` job; it continues
-    from the job's checkpoint. Raises Conflict while the job still runs, WorkbenchError for a
-    job that succeeded."""
+    from the job's checkpoint. ``params_update`` (top-level keys of the job's parameters) is
+    merged into ``job.json`` first and recorded in the attempt as ``changed``. Raises Conflict
+    while the job still runs, WorkbenchError for a job that succeeded."""
     from datastore.errors import Conflict
     d = Path(job_dir)
     st = job_status(d)
@@ -164,7 +165,11 @@ def resume_job(job_dir: str | Path) -> Path:
         raise WorkbenchError(f"job {d.name} already succeeded; nothing to resume")
     (d / "cancel").unlink(missing_ok=True)
     spec = json.loads((d / "job.json").read_text())
-    spec.setdefault("attempts", []).append({"resumed_at": time.time(), "from_state": st["state"]})
+    attempt = {"resumed_at": time.time(), "from_state": st["state"]}
+    if params_update:
+        spec["params"] = {**spec["params"], **params_update}
+        attempt["changed"] = params_update
+    spec.setdefault("attempts", []).append(attempt)
     _write_json(d / "job.json", spec)
     _write_json(d / "status.json", {**{k: v for k, v in st.items() if k not in ("error", "ended_at", "result")},
                                     "state": "queued", "updated_at": time.time()})

@@ -61,6 +61,12 @@ DROP_REASONS: tuple[str, ...] = (
     "duplicate", "rouge")
 
 
+#: Lineage ``prompt_delivery`` of instructions generated on a server without text completions
+#: (the openai backend's chat fallback): the published prompt went as one user message, so the
+#: server's chat template wrapped it, which the published run did not do.
+PROMPT_AS_CHAT = "self-instruct prompt sent as one chat user message"
+
+
 def _default_sampling() -> SamplingConfig:
     return SamplingConfig(max_tokens=1024, temperature=0.7, top_p=0.5, seed=0, stop=("\n\n", "\nTask 16"))
 
@@ -358,7 +364,8 @@ class SelfInstructCandidate(BaseModel):
     ``lineage`` keys: generator, round, prompt_index, position (0 = the task the prompt
     opened), seed_instructions and machine_instructions (shown in the prompt), model,
     backend, sampling, seed, prompt_template, prompt_template_hash, finish_reason,
-    rouge_l_max and most_similar (its nearest instruction in the pool when it was kept).
+    rouge_l_max and most_similar (its nearest instruction in the pool when it was kept);
+    prompt_delivery (:data:`PROMPT_AS_CHAT`) when the prompt went as a chat user message.
     """
 
     instruction: str
@@ -505,7 +512,8 @@ def run_self_instruct(backend: Backend, seed_instructions: list[str], *, config:
                 rouge.add(inst)
                 seen.add(inst)
                 human, machine = shown[pi]
-                kept.append(SelfInstructCandidate(instruction=inst, lineage={
+                via_chat = {"prompt_delivery": PROMPT_AS_CHAT} if out.messages is not None else {}
+                kept.append(SelfInstructCandidate(instruction=inst, lineage={**via_chat,
                     "generator": "self_instruct", "round": rounds, "prompt_index": pi, "position": pos,
                     "seed_instructions": human, "machine_instructions": machine,
                     "model": out.model, "backend": out.backend, "sampling": out.sampling, "seed": out.seed,

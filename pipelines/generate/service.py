@@ -91,6 +91,11 @@ class GenerateRequest(BaseModel):
             raise WorkbenchError(f"unknown generation method '{self.method}' (known: {', '.join(METHODS)})")
         if self.backend not in list_backends():
             raise WorkbenchError(f"unknown generator backend '{self.backend}' (known: {', '.join(list_backends())})")
+        if "api_key" in self.backend_options:
+            # requests are written to job folders and lineage: a key goes by the NAME of the
+            # environment variable that holds it, never by value
+            raise WorkbenchError("backend option api_key is not stored: put the key in an environment variable "
+                                 "and pass its name (--api-key-env NAME, backend option api_key_env)")
         return self
 
 
@@ -121,11 +126,28 @@ def cancel_generation(workspace: str | Path, job_dir: str | Path, *, user: str) 
     return jobs.cancel_job(job_dir)
 
 
-def resume_generation(workspace: str | Path, job_dir: str | Path, *, user: str) -> Path:
-    """Restart an interrupted, failed or cancelled generation job from its checkpoint."""
+def resume_generation(workspace: str | Path, job_dir: str | Path, *, user: str,
+                      backend_options: dict | None = None) -> Path:
+    """Restart an interrupted, failed or cancelled generation job from its checkpoint.
+
+    ``backend_options`` (e.g. ``{"max_concurrency": 2, "timeout_s": 600, "base_url": ...,
+    "model": ..., "api_key_env": "NAME"}``) are merged over the job's own; ``model`` goes to
+    ``model_path`` for the transformers backend. The finished batches in the checkpoint are
+    kept as they were generated. Raises WorkbenchError for ``api_key`` (only its variable's
+    name is stored) and whatever :func:`pipelines.jobs.resume_job` raises.
+    """
     from pipelines import jobs
     _require(workspace, user)
-    return jobs.resume_job(job_dir)
+    update = None
+    if backend_options:
+        spec = json.loads((Path(job_dir) / "job.json").read_text())
+        opts = dict(backend_options)
+        if spec["params"].get("backend") == "transformers" and "model" in opts:
+            opts["model_path"] = opts.pop("model")
+        req = GenerateRequest.model_validate({**spec["params"], "backend_options": {
+            **spec["params"].get("backend_options", {}), **opts}}).check()
+        update = {"backend_options": req.backend_options}
+    return jobs.resume_job(job_dir, update)
 
 
 def list_generation_jobs(workspace: str | Path, *, user: str) -> list[dict]:

@@ -55,3 +55,14 @@ SI_SCRIPT = {
                               "Output: A short answer about {uid}."],
     },
 }
+
+
+def wb(ws: Path, *args: str, user: str = "cur", env: dict | None = None):
+    """Run ``wb --workspace WS --user USER ARGS`` in a child process from the repository root
+    (``env`` added to this process's environment); returns the ``CompletedProcess``."""
+    import os
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-c", "from app.cli import main; main()", "--workspace", str(ws),
+                           "--user", user, *args], capture_output=True, text=True, cwd=REPO, timeout=300,
+                          env={**os.environ, **(env or {})})
