@@ -5,7 +5,7 @@ Run:  streamlit run app/Workbench.py -- --workspace DIR
 
 Navigation uses ``st.navigation``: a home view defined here plus every ``app/pages/N_Name.py``
 file, found by name and ordered by its number, so a new page is one new file
-(ARCHITECTURE.md section 9). Each page reads through ``pipelines.catalog``; nothing here
+(docs/architecture.md section 9). Each page reads through ``pipelines.catalog``; nothing here
 holds the workspace's DuckDB file open between renders.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``wb prefs import|export|extract``, ``wb train-dpo``, ``wb score train|candidates``,
-``wb adapters list|combine``: preference data, DPO, scoring heads and adapters (issue 8).
+``wb adapters list|combine``: preference data, DPO, scoring heads and adapters.
 A thin face over ``pipelines.preference`` and ``pipelines.serve``."""
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
                 data = json.loads(text)
         except ValueError as e:
             raise WorkbenchError(f"{p}: not valid {'YAML' if p.suffix in ('.yaml', '.yml') else 'JSON'}: {e}") from e
-        if data.get("stage") == "dpo":  # preference runs (issue 8): same folder, progress and stop
+        if data.get("stage") == "dpo":  # preference runs: same folder, progress and stop
             from pipelines.preference import dpo
             run_dir = dpo.launch(state.workspace, dpo.DPORunConfig.model_validate(data), user=_user())
             out.print(f"started DPO run [bold]{run_dir.name}[/] in {run_dir}; follow it with 'wb runs'")

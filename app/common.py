@@ -2,7 +2,7 @@
 
 No SQL here and no ``duckdb`` import: pages read through ``pipelines.catalog``, whose
 functions open the workspace's DuckDB file for one call and close it again, so the app
-never holds the file between renders (ARCHITECTURE.md section 2, "One writer").
+never holds the file between renders (docs/architecture.md section 2, "One writer").
 """
 from __future__ import annotations
 
@@ -417,7 +417,7 @@ def current_user() -> str:
     return _cu(workspace(), os.environ.get("WB_USER"))
 
 
-# ---------------------------------------------------------------- sign-in (issue 3 item 1)
+# ---------------------------------------------------------------- sign-in
 ROLE_KEY = "user_role"
 
 

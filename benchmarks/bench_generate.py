@@ -1,4 +1,4 @@
-"""Generation: batched against one-by-one with the transformers backend (issue 4 item 10).
+"""Generation: batched against one-by-one with the transformers backend.
 
 The same ``BENCH_GEN_N`` (default 8) chat prompts (demo seed-task instructions), greedy,
 ``BENCH_GEN_TOKENS`` (default 24) new tokens at most, through the embedded
@@ -6,7 +6,7 @@ SmolLM2-135M-Instruct on CPU with one torch thread (the machine's cores are shar
 with ``batch_size=N`` (one padded batch) and once with ``batch_size=1`` (one prompt at a
 time), each the median of ``BENCH_GEN_REPEATS`` (default 3) runs after a warm-up; model
 loading is not timed. Measure: new tokens per second; ratio = batched / one-by-one.
-Target: at least 2x (ARCHITECTURE.md section 6 measured about 12 tokens/s for one sequence
+Target: at least 2x (docs/architecture.md section 6 measured about 12 tokens/s for one sequence
 and 50 tokens/s for a batch of 8 on 2 cores). Timings on a shared 2-core machine are noisy.
 """
 from __future__ import annotations

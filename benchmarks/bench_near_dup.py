@@ -1,6 +1,6 @@
 """Near-duplicate filter (ROUGE-L 0.7): ours against pairwise rouge-score; 100K x 100K filtering.
 
-Rows (issue 4 items 4 and 10):
+Rows:
 
 1. ``filter_in_order`` on ``BENCH_NEARDUP_N`` (default 5,000) instructions (the real instructions
    pooled from ../shared/data plus deterministic perturbations of them) against the 175

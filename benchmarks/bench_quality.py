@@ -1,4 +1,4 @@
-"""Quality dashboard on a 1M-sample version (issue 6 item 4: renders in under 2 s, median).
+"""Quality dashboard on a 1M-sample version (target: renders in under 2 s, median).
 
 The 1M-sample workspace is imported once from ``.bench/alpaca_1000000.jsonl`` with
 ``pipelines.formats.import_file`` and cached in ``.bench/quality_1m/ws`` (``BENCH_ROWS``

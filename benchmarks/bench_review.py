@@ -1,4 +1,4 @@
-"""Review at scale (issue 3 item 9), through the service layer on a bulk-loaded fixture:
+"""Review at scale, through the service layer on a bulk-loaded fixture:
 
 - fixture: ``BENCH_REVIEW_ROWS`` samples (default 1,000,000) in one dataset, a task with
   k = 2 over 20 annotators (opened with ``open_task``: 2M assignments), and every assignment

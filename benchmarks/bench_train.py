@@ -1,4 +1,4 @@
-"""Training: our LoRA run against a plain trl ``SFTTrainer`` LoRA run, side by side (issue 7 item 7).
+"""Training: our LoRA run against a plain trl ``SFTTrainer`` LoRA run, side by side.
 
 Same data (the demo seed tasks and Alpaca samples, ``pipelines/demo_data``, as ChatML
 conversations), same model (the embedded SmolLM2-135M-Instruct), same settings (LoRA r=8,

@@ -246,7 +246,7 @@ def _code_expr(question: dict) -> str:
 def coded_table(conn, task_ids: list[int], questions: list[dict], *, only_adjudicated: bool = False,
                 stored: dict[int, list[dict]] | None = None) -> dict:
     """Every current annotation in scope, in ONE scan, as numpy arrays (the input of the
-    agreement report; issue 3 item 9 asks for it in under 3 s at 2M annotations).
+    agreement report; the Agreement page needs it in under 3 s at 2M annotations).
 
     ``questions`` are measured questions (``key``, ``categories``, as made by
     ``pipelines.review.agreement.measured_questions``). ``stored``: ``{task_id: the measured

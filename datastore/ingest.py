@@ -1,7 +1,7 @@
 """Bulk ingestion of plain instruction rows, hashed in SQL.
 
 Why our own code: a 1M-row Alpaca import must validate, hash and commit faster than
-``datasets.load_dataset("json")`` reads the file (issue 2, item 11), which a Python loop
+``datasets.load_dataset("json")`` reads the file, which a Python loop
 per row cannot do. The caller (``pipelines/formats/fast_alpaca.py``) hands over an Arrow
 table whose columns pyarrow has already type-checked; here DuckDB builds each row's
 canonical JSON with ``to_json`` and hashes it with ``sha256``, vectorized. The canonical

@@ -186,7 +186,7 @@ def version_aggregates(store, version, *, citation_re: str, normalize: bool, ref
            count(*) FILTER (WHERE refusal_class = 'full_refusal') AS full_refusal,
            count(*) FILTER (WHERE refusal_class = 'partial_refusal') AS partial_refusal,
            count(DISTINCT text_key) AS distinct_texts,
-           -- issue 6 item 1 rules, as pipelines.quality.refusal.correct_for (a test holds them equal)
+           -- refusal-accuracy rules, as pipelines.quality.refusal.correct_for (a test holds them equal)
            count(*) FILTER (WHERE expected_behavior = 'refuse' AND refusal_class IS NOT NULL) AS should_refuse_n,
            count(*) FILTER (WHERE expected_behavior = 'refuse'
                             AND refusal_class IN ('full_refusal', 'partial_refusal')) AS should_refuse_ok,

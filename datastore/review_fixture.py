@@ -1,4 +1,4 @@
-"""Bulk loading of benchmark fixtures for the review area (issue 3 item 9 allows the fixture
+"""Bulk loading of benchmark fixtures for the review area (the review scale benchmark allows the fixture
 to be bulk-loaded; the timed calls then go through the service layer). Not used by the app."""
 from __future__ import annotations
 

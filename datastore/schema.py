@@ -1,6 +1,6 @@
 """DuckDB schema of a workspace and its forward migrations.
 
-Design (ARCHITECTURE.md section 2): samples are stored as revision rows with a
+Design (docs/architecture.md section 2): samples are stored as revision rows with a
 valid-from / valid-to range of version numbers (a type-2 slowly changing dimension).
 Version ``v`` of a dataset is the rows with ``valid_from <= v < valid_to``; a commit
 closes the changed rows (``valid_to = v``) and appends their new revisions, so it costs

@@ -1,7 +1,7 @@
 """Opening a workspace's DuckDB file, with the one-writer rule made explicit.
 
 DuckDB lets one process hold a database file; a second process cannot open it at all,
-even read-only, while the first holds it (ARCHITECTURE.md section 2). Our rule: **every
+even read-only, while the first holds it (docs/architecture.md section 2). Our rule: **every
 process opens the file briefly, does its work in one transaction and closes it**. The
 Streamlit app opens per page render, ``wb`` per command, background jobs only to commit
 their results. A process that finds the file held retries with a bounded wait

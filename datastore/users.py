@@ -1,6 +1,6 @@
 """Users and roles: rows of the ``users`` table (name, role, argon2 password hash).
 
-Before any user exists, every command acts as the local admin (issue 2, item 6). Password
+Before any user exists, every command acts as the local admin. Password
 hashing itself lives in ``pipelines/auth.py`` (argon2-cffi); this module stores only the
 encoded hash string, never a password.
 """

@@ -384,7 +384,7 @@ def read_page(store, version: Version, *, after_id: int = 0, limit: int = 50) ->
     """Up to ``limit`` samples of ``version`` with ``sample_id > after_id``, by id.
 
     Keyset paging (``WHERE sample_id > last``), never OFFSET: a deep OFFSET costs a scan
-    of everything before it (ARCHITECTURE.md section 2).
+    of everything before it (docs/architecture.md section 2).
     """
     rows = store.conn.execute(
         f"SELECT {SAMPLE_SELECT} FROM samples WHERE {_visible()} AND sample_id > ? "

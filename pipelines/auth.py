@@ -1,4 +1,4 @@
-"""Users, roles and passwords (issue 3, item 1).
+"""Users, roles and passwords.
 
 Passwords are hashed with argon2-cffi's ``PasswordHasher`` (Argon2id, RFC 9106 parameters as
 the library ships them); nothing here hashes by hand and no password is ever stored or logged.

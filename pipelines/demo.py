@@ -2,7 +2,7 @@
 
 ``seed_demo_workspace`` needs no model: it imports the project's own seed tasks and
 samples (``pipelines/demo_data/``, written for this project) so the workbench opens on
-something real. ``run_demo`` is the walking skeleton's main job (issue 2, item 9).
+something real. ``run_demo`` is the walking skeleton's main job.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def seed_demo_workspace(workspace: str | Path) -> str:
     return "\n".join(lines)
 
 
-#: One user per role, plus a second annotator so each sample gets k = 2 (issue 3 item 1).
+#: One user per role, plus a second annotator so each sample gets k = 2.
 DEMO_USERS = (("demo-admin", "admin"), ("demo-curator", "curator"), ("demo-adjudicator", "adjudicator"),
               ("demo-annotator", "annotator"), ("demo-annotator-2", "annotator"))
 DEMO_TASK = "demo-review"
@@ -107,7 +107,7 @@ def _data_file(shared_rel: str, fallback: str) -> Path:
 
 
 def run_demo(workspace: str | Path, *, small: bool = False, seed: int = 0, say=print) -> dict:
-    """The main job end to end on real data (issue 2, item 9).
+    """The main job end to end on real data.
 
     1. import the Self-Instruct seed tasks (``../shared/data``, else the project's own) and an
        Alpaca-format file into the training dataset;

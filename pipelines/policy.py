@@ -1,6 +1,6 @@
 """Who may do what: one pure policy function per action, called by the service functions.
 
-The matrix below is the single source of truth (ARCHITECTURE.md section 7; issue 3 item 1).
+The matrix below is the single source of truth (docs/architecture.md section 7).
 Service functions call :func:`require` before they act; pages and the CLI may call
 :func:`can` only to decide what to show, never instead of ``require``.
 
@@ -14,7 +14,7 @@ from datastore import users as U
 
 ROLES = U.ROLES
 
-#: action -> roles allowed. Source: issue 3 item 1 (actions), ARCHITECTURE.md section 7
+#: action -> roles allowed. Source: docs/architecture.md section 7
 #: (only curators and admins generate or train; annotators never read others' answers).
 MATRIX: dict[str, frozenset[str]] = {
     "read_datasets": frozenset({"annotator", "adjudicator", "curator", "admin"}),

@@ -21,7 +21,7 @@ For every sample (``Sample.turns()``; first ``limit`` by id) :func:`run_prefligh
     No token carries a loss (no assistant turn): the sample trains nothing.
 ``control_tokens``
     Message content contains the text of a special/added token (``<|im_start|>`` ...). Training
-    keeps it as plain text (ARCHITECTURE.md section 5) but a server that renders and tokenizes
+    keeps it as plain text (docs/architecture.md section 5) but a server that renders and tokenizes
     it plainly would read it as a control token.
 ``override_attempts``
     User turns flagged by :mod:`pipelines.filters.override_detector`.

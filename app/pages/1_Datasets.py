@@ -203,7 +203,7 @@ def stats_view(ws, name: str, v: Version) -> None:
                       width="stretch")
 
 
-# ---------------------------------------------------------------- curation (issue 9)
+# ---------------------------------------------------------------- curation
 PLAN_KEY = "curation_plan"  # {"key": str, "plan": dict}: the preview the Commit button commits
 
 

@@ -1,5 +1,5 @@
 # page-icon: :material/rate_review:
-"""Review: annotate your queue one sample at a time (issue 3 items 2, 3, 6).
+"""Review: annotate your queue one sample at a time.
 
 The sample is shown beside the task's guidelines; model drafts (generator output, a scoring
 head's verdict, a reference answer) are shown as suggestions, marked as such. Keyboard:

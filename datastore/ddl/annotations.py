@@ -1,7 +1,7 @@
 """Tables of the review area: tasks, items, assignments, annotations, submits, drafts,
 suggestions, gold items and adjudications (see datastore/ddl/__init__.py).
 
-Design (issue 3; docs/review.md):
+Design (docs/review.md):
 - ``review_items`` holds one row per sample of a task with its ``round``: a sample whose text
   changes after annotation gets ``round + 1`` and its older annotations are marked stale.
 - ``annotations`` is unique on (task, sample, annotator, round), so however a submit is

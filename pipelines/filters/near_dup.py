@@ -1,18 +1,18 @@
 """Fast ROUGE-L near-duplicate filter, exact against rouge-score.
 
-The reference (issue 4 item 3, yizhongw/self-instruct ``bootstrap_instructions.py``, Stanford
+The reference (yizhongw/self-instruct ``bootstrap_instructions.py``, Stanford
 Alpaca ``generate_instruction.py``): a candidate instruction is dropped when its ROUGE-L
 F-measure, as ``rouge_score.rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)`` computes it,
 is above 0.7 against any instruction in the pool (the seeds, then every earlier kept candidate,
 in order). Done pairwise that is quadratic: rouge-score manages about 14,000 pairs a second per
-core (ARCHITECTURE.md section 4), so 52K instructions against each other take about 26 core-hours.
+core (docs/architecture.md section 4), so 52K instructions against each other take about 26 core-hours.
 
 Why our own code (the project's craft rule: own code only for the core, and say why): no library
 does an exact, incremental ROUGE-L similarity join. MinHash/LSH (datasketch) is approximate and
 measures Jaccard of shingles, not LCS; rouge-score itself is the pairwise reference. This module is
 exact: it returns the same keep/drop decisions as the reference, by construction.
 
-How (ARCHITECTURE.md section 4, "Pruning can be exact"):
+How (docs/architecture.md section 4, "Pruning can be exact"):
 
 * **Tokens** exactly as rouge-score's ``tokenize.tokenize`` with no stemmer: ``text.lower()``, every
   run of characters outside ``[a-z0-9]`` is a separator, empty tokens dropped (see

@@ -65,7 +65,7 @@ class AdversarialConfig(BaseModel):
     min_words: int = Field(4, ge=1, description="A generated prompt with fewer words is dropped as too_short.")
     near_dup_threshold: float = Field(0.7, ge=0.0, lt=1.0, description=(
         "ROUGE-L F-measure above which a prompt is a near duplicate of an earlier kept one "
-        "(Self-Instruct's 0.7, ARCHITECTURE.md section 4)."))
+        "(Self-Instruct's 0.7, docs/architecture.md section 4)."))
     obfuscation_converter: str = Field("none", description=(
         "Deterministic converter applied to obfuscation prompts after generation: none, "
         "leetspeak or base64 (PyRIT's converters of the same names)."))

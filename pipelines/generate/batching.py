@@ -7,7 +7,7 @@ batches are replayed, so a resumed job regenerates nothing it finished.
 :func:`novelty_filter` drops exact and ROUGE-L near duplicates in order, with
 ``pipelines.filters.near_dup.filter_in_order`` when that module is installed and the exact
 rouge-score reference otherwise (both: ROUGE-L F-measure above the threshold drops;
-Self-Instruct's rule, ARCHITECTURE.md section 4).
+Self-Instruct's rule, docs/architecture.md section 4).
 """
 from __future__ import annotations
 

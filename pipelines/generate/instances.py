@@ -70,7 +70,7 @@ class InstanceConfig(BaseModel):
         "Sampling for instance generation. Source: yizhongw/self-instruct generate_instances.py "
         "(temperature 0, max_tokens 300, stop at the next 'Task:'); 'Example 6' stops after 5."))
     max_instances_per_task: int = Field(5, ge=1, description=(
-        "Keep at most this many instances per task. Source: issue 4 item 3; Self-Instruct "
+        "Keep at most this many instances per task. Source: Self-Instruct "
         "prepare_for_finetuning.py keeps at most 5 per task."))
     num_examples: int = Field(2, ge=0, description=(
         "Seed tasks shown as in-context examples in each instance prompt (same classification "

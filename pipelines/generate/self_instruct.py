@@ -119,10 +119,10 @@ class SelfInstructConfig(BaseModel):
         "pipelines/filters/near_dup.py (same decisions, measured recall and precision >= 0.99 in "
         "its benchmark). 'auto': exact while the pool holds at most exact_pool_max instructions "
         "(so lineage gets the exact best score and match), the index beyond (when installed). "
-        "Source: issue 4 items 3-4."))
+        "Source: Wang et al. 2023, Self-Instruct."))
     exact_pool_max: int = Field(1000, ge=0, description=(
         "rouge_method='auto' scores exactly up to this pool size: rouge-score does about 14,000 "
-        "pairs/s per core (ARCHITECTURE.md section 4), so 1,000 pool instructions cost ~70 ms "
+        "pairs/s per core (docs/architecture.md section 4), so 1,000 pool instructions cost ~70 ms "
         "per candidate; past it the pruned index keeps the filter fast."))
     drop_truncated_last: bool = Field(True, description=(
         "When an output hit max_tokens, drop its last instruction (likely cut mid-sentence). "

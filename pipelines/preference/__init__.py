@@ -1,4 +1,4 @@
-"""Preference data beyond SFT (issue 8): pairs from review, preference formats, preference
+"""Preference data beyond SFT: pairs from review, preference formats, preference
 samples in the datastore, DPO with LoRA, and scoring heads.
 
 - :mod:`pipelines.preference.pairs`: the :class:`Pair` record and the extraction rules

@@ -1,6 +1,6 @@
 """Direct Preference Optimization (Rafailov et al. 2023) with a LoRA adapter, trl's ``DPOTrainer``.
 
-Same run-folder protocol as SFT runs (:mod:`pipelines.train.sft`, ARCHITECTURE.md section 6),
+Same run-folder protocol as SFT runs (:mod:`pipelines.train.sft`, docs/architecture.md section 6),
 reusing its pieces by import: the progress callback (one JSON line per logged step, the ``STOP``
 file), the run log attachment, the pinned-version export (:mod:`pipelines.train.data`). A run
 folder holds:
@@ -27,7 +27,7 @@ into a frozen ``ref`` adapter). The result is one adapter on the base model, so 
 serves like any other (:mod:`pipelines.serve.adapters`). The LoRA settings of the config are then
 those of the SFT adapter (recorded in the card).
 
-CPU: ``bf16=False`` (bf16 on a CPU without bf16 units is about 20x slower, ARCHITECTURE.md
+CPU: ``bf16=False`` (bf16 on a CPU without bf16 units is about 20x slower, docs/architecture.md
 section 6), no gradient checkpointing, one data loader process.
 """
 from __future__ import annotations

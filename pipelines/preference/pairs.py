@@ -6,7 +6,7 @@ conversational preference format (``prompt``/``chosen``/``rejected``; trl docs, 
 formats"). :class:`Unpaired` is trl's unpaired preference (KTO) shape: one completion with a
 ``label`` (True desirable, False undesirable).
 
-Extraction rules (issue 8 item 1):
+Extraction rules:
 
 * **Edits** (:func:`pairs_from_edits`): an annotator's corrected response is *chosen*, the
   response they were shown is *rejected*. An edit equal to the original after stripping
@@ -275,7 +275,7 @@ def pairs_from_rankings(rankings: Iterable[RankingRecord], mode: RankMode = "all
 
 # ---------------------------------------------------------------- from review annotations
 #: Keys of an annotation's ``answers`` that may hold an edited response, in order of preference.
-#: Source: the review form of issue 3 item 3 ("edit (corrected response or instruction)").
+#: Source: the review form's edit question ("edit (corrected response or instruction)").
 EDIT_KEYS = ("edited_output", "output", "edited_response", "response", "edit")
 #: Keys of a comparison sample's ``extra`` that hold its candidate responses.
 CANDIDATE_KEYS = ("candidates", "responses", "completions")

@@ -1,7 +1,7 @@
 """Scoring heads: a sequence-classification or regression head with LoRA on review labels, or a
 reward-style head trained with a margin ranking loss on preference pairs.
 
-Tasks (issue 8 item 3):
+Tasks:
 
 * ``accept`` (accept vs reject), ``should_refuse`` (flag set or not): two classes, cross-entropy.
 * ``rating`` (quality 1 to 5): one output, mean squared error on ``(rating - 3) / 2``;
@@ -45,7 +45,7 @@ Task = Literal["accept", "should_refuse", "rating", "pairs"]
 CARD = "head_card.json"
 #: Label names of the two-class tasks (index = class id).
 LABELS = {"accept": ["reject", "accept"], "should_refuse": ["comply", "refuse"]}
-#: Review flag names meaning "should refuse" (issue 3 item 3's form flags).
+#: Review flag names meaning "should refuse".
 REFUSE_FLAGS = ("should_refuse", "should refuse")
 
 
@@ -355,7 +355,7 @@ def suggest_in_review(workspace: str | Path, dataset: str, head_dir: str | Path,
                       version: str | int | None = None) -> int:
     """Score every sample of a (staging) dataset version and hand the suggestions to review.
 
-    Integration point with issue 3: hands the rows to
+    Integration point with review: hands the rows to
     ``pipelines.review.tasks.add_suggestions(workspace, user, dataset, rows)`` (which needs
     ``manage_tasks``). Needs ``train`` here (heads are a curator's tool).
 

@@ -15,7 +15,7 @@ such as ``extra["expected_behaviour"]`` or the domain ``S9_indiscriminate_weapon
 assistant, two turns of one role in a row, a system turn in the middle, ends on a user
 turn, no assistant turn).
 
-:func:`default_suite` covers issue 6 item 3: schema (kind), required fields (prompt and
+:func:`default_suite` covers the default release checks: schema (kind), required fields (prompt and
 response), non-empty turns, role order, lengths, allowed expected-behaviour labels and
 policy domains (the codes of the default taxonomy, Llama Guard 3 S1-S14).
 

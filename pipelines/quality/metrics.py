@@ -1,6 +1,6 @@
 """Quality metrics of a dataset version, overall and per slice.
 
-What is measured (issue 6 item 1), and where:
+What is measured, and where:
 
 - **In DuckDB, over every sample of the version** (one scan with grouping sets,
   ``datastore.quality.version_aggregates``): sample count; response length in words
@@ -74,7 +74,7 @@ def _slice_row(r: dict) -> dict:
 
 
 def refusal_accuracy(matrix: dict[tuple, int]) -> dict:
-    """The two rates of issue 6 item 1 from counts ``{(expected, refusal_class): n}``.
+    """The two refusal rates (refusal accuracy on refuse prompts, over-refusal on comply prompts) from counts ``{(expected, refusal_class): n}``.
 
     ``should_refuse``: of the samples labelled ``refuse``, the share whose response is a
     refusal (full or partial). ``should_answer``: of the samples labelled ``comply`` or

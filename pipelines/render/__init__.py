@@ -6,7 +6,7 @@ text; instruction templates (``templates/instruction``) turn a sample's fields
 (``instruction``, ``input``, ``output``, ``system``) into a prompt and fail loudly on a
 missing field. ``{% generation %}`` blocks mark what the model must learn to produce;
 :func:`render_with_mask` turns them into training labels and tokenizes message content so
-that it can never become a control token (ARCHITECTURE.md section 5).
+that it can never become a control token (docs/architecture.md section 5).
 
 Errors: :class:`TemplateRenderError` (a ``WorkbenchError``) and
 :class:`TemplateSecurityError` (also ``jinja2.exceptions.SecurityError``); ``NotFound`` for

@@ -1,6 +1,6 @@
 """Exact, fast tokenization for GPT-2 style byte-level BPE tokenizers, through ``tiktoken``.
 
-Why our own code here: the rendering-parity core (issue 5 item 8) needs the ids of
+Why our own code here: the rendering-parity core needs the ids of
 ``tokenizer(text, add_special_tokens=False)`` several times faster than Hugging Face
 ``tokenizers`` produces them. ``tiktoken`` (a maintained library) runs the same algorithm
 faster but ships only OpenAI's vocabularies; this module builds a :class:`tiktoken.Encoding`

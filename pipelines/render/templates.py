@@ -4,7 +4,7 @@ Templates are Jinja files under ``templates/<kind>/<name>.jinja`` (kind: ``chat`
 ``instruction``, ``generator``, ...). Each file may open with a header comment
 ``{#- wb-template: <name> | kind: <kind> | version: <n> ... -#}``; the version comes from
 there (1 when absent) and the identity of a template is its SHA-256 over the file text,
-which a training run records (ARCHITECTURE.md section 5).
+which a training run records (docs/architecture.md section 5).
 
 Two environments, both :class:`jinja2.sandbox.ImmutableSandboxedEnvironment`:
 

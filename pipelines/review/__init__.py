@@ -1,5 +1,5 @@
 """Review: annotation tasks, blind double annotation, agreement, adjudication, gold items,
-search and bulk actions (issue 3). See docs/review.md.
+search and bulk actions. See docs/review.md.
 
 Modules (each public function takes ``workspace`` and the acting ``user`` and checks the
 policy itself): :mod:`.tasks` (open and inspect tasks, suggestions), :mod:`.annotate`

@@ -1,4 +1,4 @@
-"""Inter-annotator agreement (issue 3 item 4), exact and fast at a million items (item 9).
+"""Inter-annotator agreement, exact and fast at a million items (item 9).
 
 Every measure is computed from its sufficient statistics, which are aggregated once:
 
@@ -16,7 +16,7 @@ Every measure is computed from its sufficient statistics, which are aggregated o
 Why not ``krippendorff.alpha`` and ``statsmodels...fleiss_kappa`` directly: both take the
 per-item matrix and, for alpha, materialise an items x V x V array; at 1M items that is
 0.8 s per rating question, and a task measures nine questions, past the 3 s the agreement page
-has (issue 3 item 9). Both are the references here: ``tests/pipelines/review/test_agreement.py``
+has. Both are the references here: ``tests/pipelines/review/test_agreement.py``
 checks these functions against them, and against values worked out by hand.
 
 The per-(item, annotator) values of every question come from ONE DuckDB scan
@@ -360,7 +360,7 @@ def _report(st, who: str, role: str, t: dict) -> tuple[dict, dict, dict]:
     full = sees_all(role)
     only_adj = not full
     ids = [t["task_id"]]
-    # one scan of the annotations feeds every figure (issue 3 item 9: < 3 s at 1M items)
+    # one scan of the annotations feeds every figure (the Agreement page must answer in under 3 s at 1M items)
     mq = measured_questions(t["questions"])
     tab = A.coded_table(st.conn, ids, mq, only_adjudicated=only_adj, stored={t["task_id"]: mq})
     pr = _pairs(tab)

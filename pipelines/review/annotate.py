@@ -1,11 +1,11 @@
 """An annotator's side: the queue, one item at a time, drafts, and idempotent submits.
 
-Blind annotation (issue 3 item 2): nothing here returns another annotator's answer. An item
+Blind annotation: nothing here returns another annotator's answer. An item
 carries the sample (its current revision), the task's guidelines and questions, model
 suggestions (marked as such), the user's own draft and own earlier answer, and progress
 counts of the user's own queue. Whether an item is gold is not revealed.
 
-Submits (issue 3 item 3): the client supplies ``submit_id`` (:func:`new_submit_id`, made
+Submits: the client supplies ``submit_id`` (:func:`new_submit_id`, made
 when the item is shown); the store keeps it under a unique key, so a double click or a retry
 after a lost answer returns the first acknowledgement and writes nothing. :func:`submit`
 returns only after DuckDB's COMMIT, so an acknowledged annotation is durable.

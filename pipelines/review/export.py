@@ -1,4 +1,4 @@
-"""Export a task's items with every annotation and adjudication (issue 3 item 9).
+"""Export a task's items with every annotation and adjudication.
 
 One row per item: the sample's current text, its state and round, the annotations as a
 list of structs and the latest adjudication. Written with pyarrow in keyset pages of

@@ -1,4 +1,4 @@
-"""Gold items (issue 3 item 6): samples with a known expected answer, mixed unannounced
+"""Gold items: samples with a known expected answer, mixed unannounced
 into every pool annotator's queue (an item shows nothing that marks it gold); each
 annotator's accuracy on them is on the agreement page (:mod:`.agreement`)."""
 from __future__ import annotations

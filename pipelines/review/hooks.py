@@ -1,4 +1,4 @@
-"""Stale annotations (issue 3 item 7): an in-commit hook on every dataset commit.
+"""Stale annotations: an in-commit hook on every dataset commit.
 
 When a commit changes a sample's text (system, instruction, input, output, history or
 messages; tags and other metadata do not count), the annotations of that sample in every

@@ -1,4 +1,4 @@
-"""Find and act in bulk (issue 3 item 8).
+"""Find and act in bulk.
 
 Filters (a dict; every key optional): ``dataset`` (required unless ``task`` is given),
 ``task`` (id or name: limits to its items and enables the annotation filters), ``text``

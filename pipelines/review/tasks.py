@@ -18,7 +18,7 @@ from datastore import versions as V
 from ._common import check, read_store, sees_all, task_of
 from .questions import normalize_questions
 
-DEFAULT_OVERLAP_K = 2  # issue 3 item 2
+DEFAULT_OVERLAP_K = 2  # blind double annotation: two annotators per sample
 
 
 @dataclass

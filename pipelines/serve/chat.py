@@ -1,6 +1,6 @@
 """Chat with the base model or an adapter, with the template its run used, and send answers to review.
 
-Template rule (issue 8 item 5; ARCHITECTURE.md section 8, "a different template at serving than in
+Template rule (docs/architecture.md section 8, "a different template at serving than in
 training"): an adapter is served with the serving template its run's preflight checked
 (``run_card["preflight"]["serve_template"]``) when the card has one, else the template it trained
 with (``run_card["template"]``), else the chat template saved in its tokenizer; the base model

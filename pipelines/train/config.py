@@ -1,6 +1,6 @@
 """The typed configuration of a training run (written to ``run_dir/train_config.json``).
 
-A run is configured only through this file (ARCHITECTURE.md section 6): the launcher
+A run is configured only through this file (docs/architecture.md section 6): the launcher
 (:mod:`pipelines.train.runs`) writes it, the training process
 (``python -m pipelines.train.runner RUN_DIR``) reads it back with :meth:`TrainConfig.load`.
 

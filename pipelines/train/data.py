@@ -1,7 +1,7 @@
 """Training data: pin dataset versions, export them into the run folder, split, mix, tokenize, pack.
 
 The run folder is what the training process reads; it never opens the workspace store
-(ARCHITECTURE.md section 2, one writer). :func:`export_versions` writes
+(docs/architecture.md section 2, one writer). :func:`export_versions` writes
 ``run_dir/data/<dataset>-v<N>.parquet`` with the stored sample rows (``Sample.to_row()`` columns
 plus ``sample_id``) and ``run_dir/data/manifest.json``; :func:`load_exported` reads them back and
 recomputes each version's content hash from the rows (``datastore.samples.row_hash`` and the

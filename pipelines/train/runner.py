@@ -84,7 +84,7 @@ def train_from_run_dir(run_dir: str | Path, *, resume: bool = False, progress=No
     run_dir = Path(run_dir)
     import json
     if json.loads((run_dir / "train_config.json").read_text(encoding="utf-8")).get("stage") == "dpo":
-        from pipelines.preference import dpo  # DPO runs share the folder protocol (issue 8 item 2)
+        from pipelines.preference import dpo  # DPO runs share the folder protocol
         return dpo.run_from_folder(run_dir, resume=resume, progress=progress)
     config = TrainConfig.load(run_dir / "train_config.json")
     train, evals, info = prepare_data(run_dir, config)

@@ -1,6 +1,6 @@
 """Training runs as background processes, one folder each: launch, list, stop, resume.
 
-A run folder ``<workspace>/runs/<run_id>/`` is the source of truth (ARCHITECTURE.md section 6):
+A run folder ``<workspace>/runs/<run_id>/`` is the source of truth (docs/architecture.md section 6):
 ``train_config.json``, ``data/`` (the pinned versions as Parquet plus ``manifest.json``),
 ``preflight.json``, ``status.json`` (state, pid, error), ``progress.jsonl``, ``train.log`` (the
 child's stdout and stderr go to this file, never to a pipe nobody drains), ``checkpoints/``,

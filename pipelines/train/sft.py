@@ -24,7 +24,7 @@ so gradient accumulation weighs tokens equally). Tokens are pre-tokenized by
 transformers' control-token sanitizing cannot be combined with trl's assistant masks.
 
 CPU-safe settings are automatic: no bf16/fp16 unless a CUDA device with bf16 is used
-(ARCHITECTURE.md section 6: bf16 is about 20x slower on this CPU), ``use_cpu`` on CPU, no
+(docs/architecture.md section 6: bf16 is about 20x slower on this CPU), ``use_cpu`` on CPU, no
 activation checkpointing.
 """
 from __future__ import annotations

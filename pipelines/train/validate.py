@@ -1,4 +1,4 @@
-"""Refuse impossible training configs before any process starts (issue 7, item 8).
+"""Refuse impossible training configs before any process starts.
 
 :func:`parse_config` turns a dict into a :class:`TrainConfig` with one readable line per bad field
 (``lora_r: must be >= 1 (got 0)``). :func:`validate_config` checks what needs the base model's

@@ -1,4 +1,4 @@
-"""Datasets page, issue 9: a filter is previewed (counts) before it can be committed, and
+"""Datasets page curation: a filter is previewed (counts) before it can be committed, and
 the Card tab shows the version's licences with the commercial-use warning."""
 from __future__ import annotations
 

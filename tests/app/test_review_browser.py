@@ -1,4 +1,4 @@
-"""Issue 3 item 11 in a real browser (Debian's Chromium through Playwright, headless):
+"""Review, adjudication and agreement in a real browser (Debian's Chromium through Playwright, headless):
 annotator ann signs in and annotates two samples with the keyboard; bob disagrees on one;
 the adjudicator resolves it; the agreement page shows the new figures. A screenshot of each
 step goes to test-artifacts/review_*.png."""

@@ -1,4 +1,4 @@
-"""Issue 2, items 8 and 9: `wb demo --small` end to end on real data, with no network for
+"""`wb demo --small` end to end on real data, with no network for
 the whole process tree (`unshare -rn`), and the demo's checks read back from what it wrote."""
 import json
 import os

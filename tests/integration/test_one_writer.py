@@ -1,4 +1,4 @@
-"""Issue 2, item 7: while the app serves a workspace, a `wb import` into it and a running
+"""One writer: while the app serves a workspace, a `wb import` into it and a running
 background job either succeed or exit non-zero within 10 s with a message that names the
 process holding the store; nothing is lost or corrupted either way."""
 import json

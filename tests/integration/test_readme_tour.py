@@ -1,4 +1,4 @@
-"""The README's five-minute tour, command by command, as a new user types it (issue 2 item 2).
+"""The README's five-minute tour, command by command, as a new user types it.
 
 Every ``wb --workspace tour ...`` line of the tour's first code block runs in-process (typer's
 CliRunner, from the repository root, so the relative paths resolve as in the README) against a

@@ -1,4 +1,4 @@
-"""Issue 3 item 10: no lost work.
+"""No lost work.
 
 1. 20 annotators (threads through the same service functions as the UI: ``next_item`` then
    ``submit``) submit 500 annotations each, with retries: a retried submit reuses its submit

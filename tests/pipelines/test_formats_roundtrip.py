@@ -30,7 +30,7 @@ FILES = [
     "xstest/xstest_v2_completions_mistralinstruct_gpteval.csv",
 ]
 # Not in an issue-2 format (stated so the omission is visible):
-#  hh-rlhf-harmless-base-test/test.jsonl.gz: preference transcripts (chosen/rejected), issue 8;
+#  hh-rlhf-harmless-base-test/test.jsonl.gz: preference transcripts (chosen/rejected);
 #  sharegpt-openai-samples/mt_bench_question.jsonl: evaluation question sets (turns only);
 #  llamafactory_dataset_info.json, chat-templates/*, axolotl *.tokenized*.json: configs and token ids.
 EXPECTED = {  # file -> (schema, container, records)

@@ -1,4 +1,4 @@
-"""Bad input loses nothing and explains itself (issue 2, item 5), each case with its
+"""Bad input loses nothing and explains itself, each case with its
 exact expected result."""
 import json
 import subprocess

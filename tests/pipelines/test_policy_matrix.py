@@ -1,4 +1,4 @@
-"""Issue 3 item 1: the role x action matrix, written out here, and every cell checked by
+"""The role x action matrix, written out here, and every cell checked by
 calling the real service function as a user of that role.
 
 Allowed cell: the call does not raise ``PermissionDenied`` (for the review and user services,
@@ -20,7 +20,7 @@ from tests.pipelines.review.helpers import add_dataset, add_users
 ROLES = ("annotator", "adjudicator", "curator", "admin")
 USER_OF = {"annotator": "ann", "adjudicator": "dora", "curator": "cora", "admin": "admin"}
 Y, N = True, False
-#: The expected matrix (issue 3 item 1; ARCHITECTURE.md section 7), one row per action:
+#: The expected matrix (docs/architecture.md section 7), one row per action:
 #:                           annotator adjudicator curator admin
 EXPECTED = {
     "read_datasets":         (Y, Y, Y, Y),

@@ -1,4 +1,4 @@
-"""The fast render + tokenize path (issue 5, item 8): identical ids and loss masks.
+"""The fast render + tokenize path: identical ids and loss masks.
 
 * :mod:`pipelines.render.fast_bpe` builds a tiktoken encoding from the embedded tokenizer and
   proves it equal (structure, merges = ranks, probe); it refuses tokenizers where that fails;

@@ -1,4 +1,4 @@
-"""Loss masks and control tokens for every registered template (issue 5, items 3 and 4).
+"""Loss masks and control tokens for every registered template.
 
 Each template is tried on a copy of the embedded tokenizer with that template's control tokens
 registered as special tokens (and its declared bos/eos), so a control string in message text

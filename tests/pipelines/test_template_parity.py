@@ -1,4 +1,4 @@
-"""Parity with Hugging Face ``apply_chat_template`` (issue 5, item 2).
+"""Parity with Hugging Face ``apply_chat_template``.
 
 * the 53 reference cases of ../shared/data/chat-templates: our rendering equals the stored
   ``hf_apply_chat_template_output`` character for character (or raises the stored error with the

@@ -3,7 +3,7 @@
 A backend turns prompts (``complete``) or conversations (``chat``) into
 :class:`GenerationOutput` records that carry everything needed to reproduce them: model,
 backend, sampling parameters, seed and the prompt template's content hash
-(ARCHITECTURE.md section 4). ``max_tokens`` is always set explicitly: vLLM defaults to 16
+(docs/architecture.md section 4). ``max_tokens`` is always set explicitly: vLLM defaults to 16
 and transformers to 20, neither of which is what anybody wants.
 
 Registered, one file each in this folder: ``transformers`` (CPU or GPU, the embedded

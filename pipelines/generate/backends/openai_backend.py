@@ -2,7 +2,7 @@
 
 This is how generation scales past one host: ``vllm serve MODEL --tensor-parallel-size N``
 on a GPU cluster (Ray across nodes), or ``transformers serve MODEL_DIR`` on a laptop (the
-tests start the latter on 127.0.0.1; ARCHITECTURE.md section 4). ``complete`` uses
+tests start the latter on 127.0.0.1; docs/architecture.md section 4). ``complete`` uses
 ``/v1/completions`` and ``chat`` uses ``/v1/chat/completions``. The OpenAI API takes one
 conversation per chat request, so a batch is sent as concurrent requests
 (``max_concurrency``, a thread pool); the server batches them (vLLM's continuous batching).

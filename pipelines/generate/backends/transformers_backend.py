@@ -7,7 +7,7 @@ and ``top_p`` only, no top-k (transformers would otherwise apply its own default
 when ``temperature == 0``. ``torch.manual_seed(seed)`` is set at the start of every call, so
 the same prompts, batch size and sampling config give the same texts.
 
-Measured on 2 CPU cores (ARCHITECTURE.md section 6): about 12 new tokens/s for one sequence,
+Measured on 2 CPU cores (docs/architecture.md section 6): about 12 new tokens/s for one sequence,
 about 50 tokens/s summed over a batch of 8; a batch costs as long as its longest output, so
 stop strings and a tight ``max_tokens`` are what keep it fast.
 """

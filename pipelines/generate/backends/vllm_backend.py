@@ -2,7 +2,7 @@
 
 vLLM is an optional extra (``pip install '.[vllm]'`` on a GPU host; it pins its own torch and
 a transformers below 5.21, so it cannot share the CPU development environment:
-ARCHITECTURE.md section 4). This adapter uses only the stable offline API surface:
+docs/architecture.md section 4). This adapter uses only the stable offline API surface:
 ``vllm.LLM(model=..., seed=..., dtype=..., tensor_parallel_size=..., gpu_memory_utilization=...,
 max_model_len=...)``, ``LLM.generate(prompts, sampling_params)``,
 ``LLM.chat(messages, sampling_params)`` (a list of conversations) and

@@ -5,7 +5,7 @@ whole model), ``prepare(model, config) -> model`` (wraps the base model for trai
 ``load(base_model, saved_dir) -> model`` (reloads a saved run for inference); optionally
 ``load_base(path, config, device)`` (how to load the base, e.g. 4-bit for QLoRA) and
 ``check(model_config: dict)`` (refuse an architecture before a run starts). New methods are one
-file plus one line here (ARCHITECTURE.md section 9: one method per file, registered by name).
+file plus one line here (docs/architecture.md section 9: one method per file, registered by name).
 """
 from __future__ import annotations
 

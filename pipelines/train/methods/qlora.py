@@ -2,7 +2,7 @@
 bitsandbytes (NF4 by default, double quantization of the scales).
 
 Compute dtype: bfloat16 on a GPU that has it, float32 otherwise. On this kind of CPU bf16 compute
-is about 20x slower (ARCHITECTURE.md section 6, measured), so CPU runs compute in float32.
+is about 20x slower (docs/architecture.md section 6, measured), so CPU runs compute in float32.
 Paged optimizers (``paged_adamw_32bit``) are chosen on a GPU only; on a CPU they fall back to
 non-paged anyway.
 """

@@ -1,4 +1,4 @@
-"""Exact, semantic and MinHash dedup, and dataset-level duplicate rates (issue 4 item 4)."""
+"""Exact, semantic and MinHash dedup, and dataset-level duplicate rates."""
 from __future__ import annotations
 
 import random

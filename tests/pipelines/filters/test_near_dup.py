@@ -1,4 +1,4 @@
-"""The fast ROUGE-L filter against rouge-score itself (issue 4 item 4): tokens, F values bit for bit,
+"""The fast ROUGE-L filter against rouge-score itself: tokens, F values bit for bit,
 recall and precision of the pairs above 0.7 and of the in-order keep/drop decisions, edge cases."""
 from __future__ import annotations
 

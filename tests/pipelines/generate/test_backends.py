@@ -121,7 +121,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served_model(tmp_path_factory):
-    """``transformers serve`` of the embedded model on 127.0.0.1 (ARCHITECTURE.md section 4)."""
+    """``transformers serve`` of the embedded model on 127.0.0.1 (docs/architecture.md section 4)."""
     from pipelines.models import ensure_base_model
     try:
         model_dir = str(ensure_base_model())

@@ -1,4 +1,4 @@
-"""Issue 3 item 5: the adjudication queue, resolving in one transaction, staging -> target."""
+"""The adjudication queue, resolving in one transaction, staging -> target."""
 from __future__ import annotations
 
 import pytest

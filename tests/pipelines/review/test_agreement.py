@@ -1,4 +1,4 @@
-"""Issue 3 item 4: agreement figures against values worked out by hand on a small fixture.
+"""Agreement figures against values worked out by hand on a small fixture.
 
 Three annotators (ann, bob, cat) answer all four items of one task (k = 3):
 

@@ -1,4 +1,4 @@
-"""Issue 3 item 2, blindness: every public function of ``pipelines.review``, called as an
+"""Blindness: every public function of ``pipelines.review``, called as an
 annotator, never returns another annotator's answer on a sample before it is adjudicated.
 
 The test enumerates the package's public functions itself and fails when one is not

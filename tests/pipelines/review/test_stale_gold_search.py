@@ -1,4 +1,4 @@
-"""Issue 3 items 6 (gold), 7 (stale annotations) and 8 (search and bulk actions)."""
+"""Gold items, stale annotations, and search and bulk actions."""
 from __future__ import annotations
 
 import dataclasses

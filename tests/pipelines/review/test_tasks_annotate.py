@@ -1,4 +1,4 @@
-"""Issue 3 items 2 and 3: tasks with overlap k, queues, drafts, time spent, idempotent submits."""
+"""Tasks with overlap k, queues, drafts, time spent, idempotent submits."""
 from __future__ import annotations
 
 from collections import Counter
