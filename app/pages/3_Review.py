@@ -219,7 +219,9 @@ def _question(ws, user, task, it, q) -> None:
     elif q["kind"] == "rating":
         st.segmented_control(q["label"], list(range(q["min"], q["max"] + 1)), key=key, **save)
     elif q["kind"] == "label":
-        st.selectbox(q["label"], q["options"], index=None, key=key, placeholder="choose", **save)
+        names = q.get("option_labels") or {}
+        st.selectbox(q["label"], q["options"], index=None, key=key, placeholder="choose",
+                     format_func=lambda o: names.get(o, o), **save)
     elif q["kind"] == "multilabel":
         st.multiselect(q["label"], q["options"], key=key, format_func=lambda o: o.replace("_", " "), **save)
     else:

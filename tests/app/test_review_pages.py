@@ -86,6 +86,8 @@ def test_annotation_form_submits_once_and_moves_on(ws):
     ratings = [(c.label, c.proto.shortcut) for c in _row(at, "ratings").children.values() if c.type == "button"]
     assert ratings == [(str(v), str(v)) for v in range(1, 6)]
     assert any("Be strict." in m.value for m in at.markdown)
+    domain = at.selectbox(key=_key(at, "policy_domain"))
+    assert "S9 Indiscriminate Weapons" in domain.options    # the code shown with its name
     assert any("Suggestion" in c.value for c in at.caption)
     first = at.session_state["review_item"]["pg"].sample.sample_id
     button(at, "4").click().run()              # rates 4; autosaves a draft
