@@ -202,10 +202,39 @@ def diff(a: str = typer.Argument(..., help="Version A"), b: str = typer.Argument
 
 
 def _preview(s, n: int = 80) -> str:
+    """One line of a sample's turns, escaped for rich markup (sample text such as "[/INST]"
+    is text, never a style tag)."""
+    from rich.markup import escape
     turns = s.turns()
     txt = " | ".join(f"{t['role']}: {t['content']}" for t in turns if isinstance(t.get("content"), str))
     txt = txt.replace("\n", " ")
-    return txt[:n] + ("..." if len(txt) > n else "")
+    return escape(txt[:n] + ("..." if len(txt) > n else ""))
+
+
+def _turn_lines(t: dict) -> list[str]:
+    """A message as `wb show` prints it (plain text, no markup): its text, reasoning, each tool
+    call (function name and arguments) and, for a tool result, the call it answers."""
+    role = str(t.get("role"))
+    about = [x for x in (t.get("tool_call_id"), t.get("name")) if isinstance(x, str)] if role == "tool" else []
+    head = role + (f" ({' · '.join(about)})" if about else "")
+    lines = []
+    reasoning = next((t[k] for k in ("reasoning_content", "thinking") if isinstance(t.get(k), str) and t[k]), None)
+    if reasoning is not None:
+        lines.append(f"{head} [reasoning]: {reasoning}")
+    c = t.get("content")
+    calls = t.get("tool_calls") if isinstance(t.get("tool_calls"), list) else []
+    if not (calls and c in (None, "", [])):
+        lines.append(f"{head}: {c if isinstance(c, str) else json.dumps(c, ensure_ascii=False)}")
+    for call in calls:
+        fn = call.get("function") if isinstance(call, dict) and isinstance(call.get("function"), dict) else call
+        if not isinstance(fn, dict):
+            lines.append(f"{head} [tool call]: {json.dumps(call, ensure_ascii=False)}")
+            continue
+        args = fn.get("arguments")
+        args = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+        ident = f" {call['id']}" if isinstance(call, dict) and call.get("id") else ""
+        lines.append(f"{head} [tool call{ident}]: {fn.get('name')}({args})")
+    return lines
 
 
 @app.command()
@@ -220,11 +249,23 @@ def show(dataset: str = typer.Option(..., "--dataset", "-d"),
         from dataclasses import asdict
         return _json({"dataset": dataset, "version": v.number, "samples": [asdict(s) for s in page]})
     out.print(f"[bold]{dataset}[/] v{v.number} ({v.n_samples} samples, hash {v.content_hash[:12]})")
+    from rich.markup import escape
     for s in page:
-        out.rule(f"#{s.sample_id} {s.kind}" + (f" · {s.task_type}" if s.task_type else ""))
+        out.rule(escape(f"#{s.sample_id} {s.kind}" + (f" · {s.task_type}" if s.task_type else "")))
+        tools = (s.extra or {}).get("tools") if s.kind != "instruction" else None
+        if isinstance(tools, str):
+            try:
+                tools = json.loads(tools)
+            except json.JSONDecodeError:
+                pass
+        if tools:
+            names = [((t.get("function") or t).get("name") if isinstance(t, dict) else None)
+                     for t in (tools if isinstance(tools, list) else [tools])]
+            out.print(f"[bold cyan]tools[/]: {escape(', '.join(str(n) for n in names))}", highlight=False)
         for t in s.turns():
-            c = t.get("content")
-            out.print(f"[bold cyan]{t['role']}[/]: {c if isinstance(c, str) else json.dumps(c)}")
+            for line in _turn_lines(t):
+                role, _, rest = line.partition(":")
+                out.print(f"[bold cyan]{escape(role)}[/]:{escape(rest)}", highlight=False)
 
 
 @app.command()
