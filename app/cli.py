@@ -29,6 +29,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from datastore.errors import WorkbenchError
 
@@ -162,8 +163,8 @@ def datasets(as_json: bool = typer.Option(False, "--json")):
         return _json(rows)
     t = Table("name", "kind", "versions", "samples", "content hash", "updated")
     for r in rows:
-        t.add_row(r["name"], r["kind"], str(r["versions"]), str(r["samples"]), r["content_hash"] or "",
-                  str(r["updated_at"])[:19])
+        t.add_row(*map(Text, (r["name"], r["kind"], str(r["versions"]), str(r["samples"]),
+                              r["content_hash"] or "", str(r["updated_at"])[:19])))
     out.print(t)
 
 
@@ -176,8 +177,9 @@ def log(dataset: str = typer.Option(..., "--dataset", "-d"), as_json: bool = typ
         return _json([v.as_dict() for v in vs])
     t = Table("v", "id", "tags", "author", "when", "samples", "+", "-", "~", "message")
     for v in vs:
-        t.add_row(str(v.number), v.version_id, ",".join(v.tags), v.author, str(v.created_at)[:19],
-                  str(v.n_samples), str(v.n_added), str(v.n_removed), str(v.n_modified), v.message or "")
+        t.add_row(*map(Text, (str(v.number), v.version_id, ",".join(v.tags), v.author, str(v.created_at)[:19],
+                              str(v.n_samples), str(v.n_added), str(v.n_removed), str(v.n_modified),
+                              v.message or "")))
     out.print(t)
 
 
@@ -204,7 +206,6 @@ def diff(a: str = typer.Argument(..., help="Version A"), b: str = typer.Argument
 def _preview(s, n: int = 80) -> str:
     """One line of a sample's turns, escaped for rich markup (sample text such as "[/INST]"
     is text, never a style tag)."""
-    from rich.markup import escape
     turns = s.turns()
     txt = " | ".join(f"{t['role']}: {t['content']}" for t in turns if isinstance(t.get("content"), str))
     txt = txt.replace("\n", " ")
@@ -249,7 +250,6 @@ def show(dataset: str = typer.Option(..., "--dataset", "-d"),
         from dataclasses import asdict
         return _json({"dataset": dataset, "version": v.number, "samples": [asdict(s) for s in page]})
     out.print(f"[bold]{dataset}[/] v{v.number} ({v.n_samples} samples, hash {v.content_hash[:12]})")
-    from rich.markup import escape
     for s in page:
         out.rule(escape(f"#{s.sample_id} {s.kind}" + (f" · {s.task_type}" if s.task_type else "")))
         tools = (s.extra or {}).get("tools") if s.kind != "instruction" else None
@@ -358,8 +358,9 @@ def quarantine(dataset: Optional[str] = typer.Option(None, "--dataset", "-d"),
         return _json(rows)
     t = Table("dataset", "file", "row", "line", "field", "reason")
     for r in rows:
-        t.add_row(r["dataset"] or "", Path(r["file"]).name, str(r["row"] or ""), str(r["line"] or ""),
-                  r["field"] or "", r["reason"])
+        # cells as Text: a reason quotes the bad value, which may hold "[/INST]" (not markup)
+        t.add_row(*map(Text, (r["dataset"] or "", Path(r["file"]).name, str(r["row"] or ""),
+                              str(r["line"] or ""), r["field"] or "", r["reason"])))
     out.print(t)
     out.print(f"{len(rows)} quarantined row(s)")
 

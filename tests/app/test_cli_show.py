@@ -47,3 +47,16 @@ def test_show_and_diff_print_turns_whole_and_brackets_as_text(tmp_path):
     r = wb("-w", ws, "diff", "-d", "agent", "1", "2", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "[/INST]" in r.stdout and "Traceback" not in r.stderr
+
+
+def test_quarantine_table_prints_a_bracketed_value_as_text(tmp_path):
+    ws = str(tmp_path / "ws")
+    src = tmp_path / "rows.jsonl"
+    src.write_text(json.dumps({"instruction": "ok", "output": "fine"}) + "\n"
+                   + json.dumps({"instruction": "bad", "output": ["[/INST] x"]}) + "\n", encoding="utf-8")
+    assert wb("-w", ws, "import", str(src), "-d", "q", "--quarantine", cwd=tmp_path).returncode == 0
+    r = wb("-w", ws, "quarantine", "-d", "q", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "['[/INST] x']" in r.stdout
+    r = wb("-w", ws, "log", "-d", "q", cwd=tmp_path)
+    assert r.returncode == 0 and "import rows.jsonl" in r.stdout
