@@ -241,7 +241,8 @@ def _turn_lines(t: dict) -> list[str]:
 @app.command()
 def show(dataset: str = typer.Option(..., "--dataset", "-d"),
          version: Optional[str] = typer.Option(None, "--version", "-v"),
-         limit: int = typer.Option(10, "--limit", "-n"), after: int = typer.Option(0, "--after", help="Show samples with id > AFTER."),
+         limit: int = typer.Option(10, "--limit", "-n", min=1),
+         after: int = typer.Option(0, "--after", min=0, help="Show samples with id > AFTER."),
          as_json: bool = typer.Option(False, "--json")):
     """Show samples of a version (paged by sample id)."""
     from pipelines import catalog
@@ -272,18 +273,25 @@ def show(dataset: str = typer.Option(..., "--dataset", "-d"),
 def render(dataset: str = typer.Option(..., "--dataset", "-d"),
            version: Optional[str] = typer.Option(None, "--version", "-v"),
            template: str = typer.Option("chatml", "--template", "-t", help="chatml (chat) or alpaca (instruction)"),
-           limit: int = typer.Option(3, "--limit", "-n"), after: int = typer.Option(0, "--after"),
+           limit: int = typer.Option(3, "--limit", "-n", min=1), after: int = typer.Option(0, "--after", min=0),
            as_json: bool = typer.Option(False, "--json")):
     """Render samples of a version with a template, exactly as training will see them."""
     from pipelines import catalog
-    from pipelines.render import render_sample, template_info
+    from pipelines.render import TemplateRenderError, render_sample, template_info
     v, page = catalog.sample_page(state.workspace, dataset, version, after_id=after, limit=limit)
     info = template_info(template)
     rendered = []
     with _progress(as_json) as prog:
         task = prog.add_task(f"rendering {dataset} v{v.number}", total=len(page))
         for s in page:
-            rendered.append({"sample_id": s.sample_id, "text": render_sample(s, template)})
+            try:
+                text = render_sample(s, template)
+            except TemplateRenderError as e:   # name the sample, as every other refusal does
+                msg = str(e)
+                raise TemplateRenderError(msg if msg.startswith("sample ") else f"sample {s.sample_id}: {msg}",
+                                          template=getattr(e, "template", "<string>"),
+                                          field=getattr(e, "field", None)) from None
+            rendered.append({"sample_id": s.sample_id, "text": text})
             prog.advance(task)
     if as_json:
         return _json({"dataset": dataset, "version": v.number, "template": info, "samples": rendered})
