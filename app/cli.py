@@ -29,6 +29,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from datastore.errors import WorkbenchError
 
@@ -162,8 +163,8 @@ def datasets(as_json: bool = typer.Option(False, "--json")):
         return _json(rows)
     t = Table("name", "kind", "versions", "samples", "content hash", "updated")
     for r in rows:
-        t.add_row(r["name"], r["kind"], str(r["versions"]), str(r["samples"]), r["content_hash"] or "",
-                  str(r["updated_at"])[:19])
+        t.add_row(*map(Text, (r["name"], r["kind"], str(r["versions"]), str(r["samples"]),
+                              r["content_hash"] or "", str(r["updated_at"])[:19])))
     out.print(t)
 
 
@@ -176,8 +177,9 @@ def log(dataset: str = typer.Option(..., "--dataset", "-d"), as_json: bool = typ
         return _json([v.as_dict() for v in vs])
     t = Table("v", "id", "tags", "author", "when", "samples", "+", "-", "~", "message")
     for v in vs:
-        t.add_row(str(v.number), v.version_id, ",".join(v.tags), v.author, str(v.created_at)[:19],
-                  str(v.n_samples), str(v.n_added), str(v.n_removed), str(v.n_modified), v.message or "")
+        t.add_row(*map(Text, (str(v.number), v.version_id, ",".join(v.tags), v.author, str(v.created_at)[:19],
+                              str(v.n_samples), str(v.n_added), str(v.n_removed), str(v.n_modified),
+                              v.message or "")))
     out.print(t)
 
 
@@ -202,16 +204,45 @@ def diff(a: str = typer.Argument(..., help="Version A"), b: str = typer.Argument
 
 
 def _preview(s, n: int = 80) -> str:
+    """One line of a sample's turns, escaped for rich markup (sample text such as "[/INST]"
+    is text, never a style tag)."""
     turns = s.turns()
     txt = " | ".join(f"{t['role']}: {t['content']}" for t in turns if isinstance(t.get("content"), str))
     txt = txt.replace("\n", " ")
-    return txt[:n] + ("..." if len(txt) > n else "")
+    return escape(txt[:n] + ("..." if len(txt) > n else ""))
+
+
+def _turn_lines(t: dict) -> list[str]:
+    """A message as `wb show` prints it (plain text, no markup): its text, reasoning, each tool
+    call (function name and arguments) and, for a tool result, the call it answers."""
+    role = str(t.get("role"))
+    about = [x for x in (t.get("tool_call_id"), t.get("name")) if isinstance(x, str)] if role == "tool" else []
+    head = role + (f" ({' · '.join(about)})" if about else "")
+    lines = []
+    reasoning = next((t[k] for k in ("reasoning_content", "thinking") if isinstance(t.get(k), str) and t[k]), None)
+    if reasoning is not None:
+        lines.append(f"{head} [reasoning]: {reasoning}")
+    c = t.get("content")
+    calls = t.get("tool_calls") if isinstance(t.get("tool_calls"), list) else []
+    if not (calls and c in (None, "", [])):
+        lines.append(f"{head}: {c if isinstance(c, str) else json.dumps(c, ensure_ascii=False)}")
+    for call in calls:
+        fn = call.get("function") if isinstance(call, dict) and isinstance(call.get("function"), dict) else call
+        if not isinstance(fn, dict):
+            lines.append(f"{head} [tool call]: {json.dumps(call, ensure_ascii=False)}")
+            continue
+        args = fn.get("arguments")
+        args = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+        ident = f" {call['id']}" if isinstance(call, dict) and call.get("id") else ""
+        lines.append(f"{head} [tool call{ident}]: {fn.get('name')}({args})")
+    return lines
 
 
 @app.command()
 def show(dataset: str = typer.Option(..., "--dataset", "-d"),
          version: Optional[str] = typer.Option(None, "--version", "-v"),
-         limit: int = typer.Option(10, "--limit", "-n"), after: int = typer.Option(0, "--after", help="Show samples with id > AFTER."),
+         limit: int = typer.Option(10, "--limit", "-n", min=1),
+         after: int = typer.Option(0, "--after", min=0, help="Show samples with id > AFTER."),
          as_json: bool = typer.Option(False, "--json")):
     """Show samples of a version (paged by sample id)."""
     from pipelines import catalog
@@ -221,28 +252,46 @@ def show(dataset: str = typer.Option(..., "--dataset", "-d"),
         return _json({"dataset": dataset, "version": v.number, "samples": [asdict(s) for s in page]})
     out.print(f"[bold]{dataset}[/] v{v.number} ({v.n_samples} samples, hash {v.content_hash[:12]})")
     for s in page:
-        out.rule(f"#{s.sample_id} {s.kind}" + (f" · {s.task_type}" if s.task_type else ""))
+        out.rule(escape(f"#{s.sample_id} {s.kind}" + (f" · {s.task_type}" if s.task_type else "")))
+        tools = (s.extra or {}).get("tools") if s.kind != "instruction" else None
+        if isinstance(tools, str):
+            try:
+                tools = json.loads(tools)
+            except json.JSONDecodeError:
+                pass
+        if tools:
+            names = [((t.get("function") or t).get("name") if isinstance(t, dict) else None)
+                     for t in (tools if isinstance(tools, list) else [tools])]
+            out.print(f"[bold cyan]tools[/]: {escape(', '.join(str(n) for n in names))}", highlight=False)
         for t in s.turns():
-            c = t.get("content")
-            out.print(f"[bold cyan]{t['role']}[/]: {c if isinstance(c, str) else json.dumps(c)}")
+            for line in _turn_lines(t):
+                role, _, rest = line.partition(":")
+                out.print(f"[bold cyan]{escape(role)}[/]:{escape(rest)}", highlight=False)
 
 
 @app.command()
 def render(dataset: str = typer.Option(..., "--dataset", "-d"),
            version: Optional[str] = typer.Option(None, "--version", "-v"),
            template: str = typer.Option("chatml", "--template", "-t", help="chatml (chat) or alpaca (instruction)"),
-           limit: int = typer.Option(3, "--limit", "-n"), after: int = typer.Option(0, "--after"),
+           limit: int = typer.Option(3, "--limit", "-n", min=1), after: int = typer.Option(0, "--after", min=0),
            as_json: bool = typer.Option(False, "--json")):
     """Render samples of a version with a template, exactly as training will see them."""
     from pipelines import catalog
-    from pipelines.render import render_sample, template_info
+    from pipelines.render import TemplateRenderError, render_sample, template_info
     v, page = catalog.sample_page(state.workspace, dataset, version, after_id=after, limit=limit)
     info = template_info(template)
     rendered = []
     with _progress(as_json) as prog:
         task = prog.add_task(f"rendering {dataset} v{v.number}", total=len(page))
         for s in page:
-            rendered.append({"sample_id": s.sample_id, "text": render_sample(s, template)})
+            try:
+                text = render_sample(s, template)
+            except TemplateRenderError as e:   # name the sample, as every other refusal does
+                msg = str(e)
+                raise TemplateRenderError(msg if msg.startswith("sample ") else f"sample {s.sample_id}: {msg}",
+                                          template=getattr(e, "template", "<string>"),
+                                          field=getattr(e, "field", None)) from None
+            rendered.append({"sample_id": s.sample_id, "text": text})
             prog.advance(task)
     if as_json:
         return _json({"dataset": dataset, "version": v.number, "template": info, "samples": rendered})
@@ -317,8 +366,9 @@ def quarantine(dataset: Optional[str] = typer.Option(None, "--dataset", "-d"),
         return _json(rows)
     t = Table("dataset", "file", "row", "line", "field", "reason")
     for r in rows:
-        t.add_row(r["dataset"] or "", Path(r["file"]).name, str(r["row"] or ""), str(r["line"] or ""),
-                  r["field"] or "", r["reason"])
+        # cells as Text: a reason quotes the bad value, which may hold "[/INST]" (not markup)
+        t.add_row(*map(Text, (r["dataset"] or "", Path(r["file"]).name, str(r["row"] or ""),
+                              str(r["line"] or ""), r["field"] or "", r["reason"])))
     out.print(t)
     out.print(f"{len(rows)} quarantined row(s)")
 

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import logging
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -129,6 +130,17 @@ def md_escape(value) -> str:
     return "".join("\\" + c if c in _MD_SPECIAL else c for c in " ".join(str(value).split()))
 
 
+def md_code(value) -> str:
+    """``value`` as an inline code span (backslash escapes are literal inside code, so
+    :func:`md_escape` would show "call\\_1"): fenced with one backtick more than the longest run
+    inside it."""
+    text = " ".join(str(value).split())
+    runs = [len(r) for r in re.findall(r"`+", text)]
+    fence = "`" * (max(runs, default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def badge_text(value) -> str:
     """A value made safe inside a ``:color-badge[...]`` directive."""
     return md_escape(str(value).replace("[", "(").replace("]", ")"))
@@ -240,7 +252,7 @@ def _tool_calls(calls) -> None:
             st.json(call, expanded=False)
             continue
         fn = call.get("function") if isinstance(call.get("function"), dict) else call
-        ident = f" · `{md_escape(call['id'])}`" if call.get("id") else ""
+        ident = f" · {md_code(call['id'])}" if call.get("id") else ""
         st.markdown(f"🔧 **{md_escape(fn.get('name') or '(no name)')}**{ident}")
         text, valid = arguments_json(fn.get("arguments"))
         if not valid:
@@ -286,6 +298,12 @@ def render_turns(turns: list[dict], *, markdown: bool = False, tools: list | str
     """
     if tools:
         _tools(tools)
+    called = {}   # call id -> function name, for a tool result that does not name its function
+    for t in turns:
+        for call in t.get("tool_calls") or [] if isinstance(t.get("tool_calls"), list) else []:
+            fn = call.get("function") if isinstance(call, dict) and isinstance(call.get("function"), dict) else call
+            if isinstance(call, dict) and isinstance(call.get("id"), str) and isinstance(fn, dict):
+                called.setdefault(call["id"], fn.get("name"))
     for i, t in enumerate(turns):
         role = str(t.get("role") or "unknown").lower()
         content = t.get("content")
@@ -297,8 +315,9 @@ def render_turns(turns: list[dict], *, markdown: bool = False, tools: list | str
             continue
         with st.chat_message(role, avatar=ROLE_AVATARS.get(role)):
             if role == "tool":
-                about = [f"call `{md_escape(t['tool_call_id'])}`" if t.get("tool_call_id") else "",
-                         f"**{md_escape(t['name'])}**" if t.get("name") else ""]
+                name = t.get("name") or called.get(t.get("tool_call_id"))
+                about = [f"call {md_code(t['tool_call_id'])}" if t.get("tool_call_id") else "",
+                         f"**{md_escape(name)}**" if isinstance(name, str) and name else ""]
                 st.caption(" · ".join(["**tool result**", *(a for a in about if a)]))
             elif role not in ("user", "assistant"):
                 st.caption(f"**{md_escape(role)}**")

@@ -323,8 +323,9 @@ def esc(s: str) -> str:
     """``s`` as inert HTML text inside Streamlit Markdown: entities for ``& < > " '`` and for
     the characters Markdown, math and Streamlit directives would act on; newlines as ``<br>``
     (a blank line would end the HTML block and let Markdown parse the rest)."""
-    out = html.escape(s, quote=True)
-    out = "".join(_EXTRA_ESCAPES.get(c, c) for c in out)
+    # One pass over the characters: escaping the output of html.escape again would turn the
+    # '#' of its '&#x27;' into an entity, and the page would show "&#x27;" for every apostrophe.
+    out = "".join(_EXTRA_ESCAPES.get(c) or html.escape(c, quote=True) for c in s)
     return out.replace("\r\n", "\n").replace("\n", "<br>")
 
 

@@ -258,8 +258,10 @@ if not mine:
     st.info("You have no review task. A curator opens one on the Adjudication page or with `wb task open`.",
             icon=":material/inbox:")
     st.stop()
-labels = {f"{t['name']} · {t['dataset']} v{t['version']} · {t['done']}/{t['total']} done": t["name"] for t in mine}
-task = labels[st.selectbox("Task", list(labels), key="review_task")]
+# The options are the task names (the progress is only their label): a label that changes with
+# each submit would not match the selection any more, and the page would jump to the first task.
+labels = {t["name"]: f"{t['name']} · {t['dataset']} v{t['version']} · {t['done']}/{t['total']} done" for t in mine}
+task = st.selectbox("Task", list(labels), key="review_task", format_func=labels.__getitem__)
 items = st.session_state.setdefault(ITEM_KEY, {})
 if task not in items:
     with common.user_errors(stop=True):

@@ -126,6 +126,10 @@ def sniff(path: Path) -> str:
             return "jsonl"
         except json.JSONDecodeError:
             return "json"
+        except ValueError:       # one complete line with an integer over Python's 4300 digits
+            return "jsonl"
+    if path.name.lower().removesuffix(".gz").endswith((".jsonl", ".ndjson")):
+        return "jsonl"   # named JSON Lines, first line broken: each line's problem is reported, not a CSV header
     return "csv"
 
 

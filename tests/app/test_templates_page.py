@@ -305,3 +305,15 @@ def test_preflight_result_for_a_chat_template(workspace, tok):
     assert "empty_mask" in list(issues["issue"])
     at.selectbox(key="tpl_sample").select(3).run()  # another widget: the report stays
     assert _metrics(at)["Samples checked"] == "5"
+
+
+def test_html_escape_shows_quotes_and_entities_as_written():
+    """An apostrophe, a quote, '#' and '&' read back as themselves after the browser decodes
+    the entities once (the page once showed "Don&#x27;t")."""
+    import html as html_mod
+
+    from app import template_view as tv
+    text = "Don't say \"#1\" & <b>x</b> $y$ :red[z] `c`"
+    h = tv.esc(text)
+    assert html_mod.unescape(h) == text
+    assert "&&" not in h and "'" not in h and '"' not in h and "<b>" not in h

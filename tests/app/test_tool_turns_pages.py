@@ -102,7 +102,7 @@ def _head(ws: Path, sample_id: int):
 def test_datasets_page_shows_tool_calls_results_tools_and_reasoning(ws):
     at = open_page(ws, "pages/1_Datasets.py", "admin", timeout_s=TIMEOUT_S)
     md = [m.value for m in at.markdown]
-    assert any(v.startswith("🔧 **get\\_weather**") and "call\\_1" in v for v in md)
+    assert "🔧 **get\\_weather** · `call_1`" in md     # an id in code shows as written (no "call\\_1")
     codes = [c.value for c in at.code]
     # arguments stored as a JSON string are shown parsed and indented; dict arguments too
     assert '{\n  "city": "Paris",\n  "unit": "celsius"\n}' in codes
@@ -116,7 +116,7 @@ def test_datasets_page_shows_tool_calls_results_tools_and_reasoning(ws):
     assert len(tools) == 1 and not tools[0].proto.expanded and "get\\_weather" in tools[0].label
     assert json.loads(tools[0].code[0].value) == TOOLS
     captions = [c.value for c in at.caption]
-    assert "**tool result** · call `call\\_1` · **get\\_weather**" in captions
+    assert "**tool result** · call `call_1` · **get\\_weather**" in captions
     assert any("image url · https" in c and "example\\.org/cat\\.png" in c for c in captions)
     assert "What is in this picture?" in [t.value for t in at.text]
     # a pure tool call has no "(empty)" text; the roles stay in order

@@ -194,3 +194,21 @@ def test_image_and_audio_parts_are_kept_through_import_and_export(tmp_workspace,
         out = tmp_path / name
         export_version(tmp_workspace, "mm", None, "messages", out, card=False)
         assert [r.value for r in C.read_records(out, C.sniff(out))] == recs
+
+
+def test_first_line_problems_are_reported_per_line(tmp_workspace, tmp_path):
+    """An over-long integer on line 1, or a .jsonl file whose lines are none of them JSON: the
+    per-line errors (file and line), not an "unexpected ValueError" or a CSV-header guess."""
+    huge = '{"instruction": "big", "output": "x", "n": 1' + "0" * 5000 + "}"
+    src = _jsonl(tmp_path / "first.jsonl", [huge, json.dumps(GOOD[0])])
+    rep = import_file(tmp_workspace, src, "d", user="t", quarantine=True)
+    assert (rep.imported, rep.quarantined) == (1, 1)
+    assert quarantined(tmp_workspace, "d")[0]["line"] == 1
+    r = _wb(tmp_workspace, "import", str(_jsonl(tmp_path / "one.jsonl", [huge])), "--dataset", "e")
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "unexpected" not in r.stderr
+    assert "one.jsonl, line 1" in r.stderr and "number too long" in r.stderr
+    bad = _jsonl(tmp_path / "none.jsonl", ["not json", "{broken", "[1, 2"])
+    with pytest.raises(FormatError) as e:
+        import_file(tmp_workspace, bad, "f", user="t")
+    msg = str(e.value)
+    assert "no record parses (3 bad" in msg and "line 1: not valid JSON" in msg and "line 3" in msg
