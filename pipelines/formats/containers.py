@@ -446,7 +446,7 @@ def _arrow_table(records: list[dict], fmt: str):
     not share one type (Parquet and Arrow columns are typed; JSON keeps both)."""
     import pyarrow as pa
     try:
-        return pa.Table.from_pylist(records)
+        table = pa.Table.from_pylist(records)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         first: dict[str, tuple[str, int]] = {}  # column -> (type of its first value, record)
         clash = None
@@ -467,6 +467,40 @@ def _arrow_table(records: list[dict], fmt: str):
                     f"records count from 1 in export order)")
         raise WorkbenchError(f"cannot write {fmt}: column {what} mixes value types, and {fmt} columns "
                              "hold one type; export as alpaca/sharegpt/messages JSON to keep both") from None
+    for i, (want, got) in enumerate(zip(records, table.to_pylist()), 1):
+        where = _first_difference(want, got, "")
+        if where is not None:
+            raise WorkbenchError(
+                f"cannot write {fmt} without changing the data: record {i} (in export order, from 1), field "
+                f"'{where}' would read back differently ({fmt} columns have one struct type per column, so "
+                "keys that only some records have come back as null, e.g. in tool schemas or messages); "
+                "export as messages or sharegpt JSON Lines to keep it exactly")
+    return table
+
+
+def _first_difference(want, got, path: str) -> str | None:
+    """Path of the first place where ``got`` (a record as Arrow reads it back) differs from
+    ``want`` (the record written), or None when equal: a key added as null by Arrow's struct
+    type, a missing key or a changed value."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        for k in list(want) + [k for k in got if k not in want]:
+            if k not in want or k not in got:
+                return f"{path}.{k}".lstrip(".")
+            d = _first_difference(want[k], got[k], f"{path}.{k}")
+            if d is not None:
+                return d.lstrip(".")
+        return None
+    if isinstance(want, list) and isinstance(got, list):
+        if len(want) != len(got):
+            return path.lstrip(".") or "."
+        for j, (w, g) in enumerate(zip(want, got)):
+            d = _first_difference(w, g, f"{path}[{j}]")
+            if d is not None:
+                return d.lstrip(".")
+        return None
+    if want != got or type(want) is not type(got) and not (isinstance(want, (int, float)) and isinstance(got, (int, float))):
+        return path.lstrip(".") or "."
+    return None
 
 
 def write_parquet(records: list[dict], out: Path) -> None:

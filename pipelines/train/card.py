@@ -105,8 +105,9 @@ def build_card(*, run_dir: Path, config, template, base_path: Path, base_name: s
                        "config_sha256": files.get("config.json")},
         "tokenizer": {"sha256": files.get("tokenizer.json"), "chat_template_sha256": template.sha256},
         "template": template_info(template),
-        "loss_mask": {"assistant_only": config.assistant_only_loss,
-                      "train_on_reasoning": config.train_on_reasoning},
+        # a DPO config has neither field: its loss covers the responses only, reasoning included
+        "loss_mask": {"assistant_only": getattr(config, "assistant_only_loss", True),
+                      "train_on_reasoning": getattr(config, "train_on_reasoning", True)},
         "datasets": datasets,
         "licences": card_section(run_dir, config),
         "config": config.model_dump(mode="json"),
