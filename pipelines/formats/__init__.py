@@ -172,6 +172,10 @@ def parse_records(records: list, *, file: str, container: str, schema_name: str 
     if not keys and all(r.error or not isinstance(r.value, dict) for r in records):
         raise no_record_parses(file, [_bad_raw(r) for r in records])
     schema_name = schema_name or detect_schema(keys)
+    if reasoning_markers and schema_name not in ("sharegpt", "messages"):
+        raise FormatError(f"--reasoning-markers moves reasoning out of assistant turns of conversations "
+                          f"(messages or sharegpt records); this file holds {schema_name} records, whose "
+                          "text would be imported unchanged", file=file)
     schema = SCHEMAS[schema_name]()
     ctx = ImportContext(file=file, merge_same_role=merge_same_role, keys_seen=keys,
                         source=source, license=license)

@@ -138,3 +138,14 @@ def test_cli_options(tmp_path):
     r = wb("export", "--dataset", "c", "--format", "messages", "--out", str(tmp_path / "x.jsonl"), "--reasoning", "strip")
     assert r.returncode == 1 and "--reasoning must be one of keep, inline, got 'strip'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_markers_on_instruction_records_are_refused_before_anything_is_written(tmp_workspace, tmp_path):
+    src = tmp_path / "alpaca.jsonl"
+    src.write_text(json.dumps({"instruction": "2+2?", "output": "<think>\nadd\n</think>\n\n4"}) + "\n",
+                   encoding="utf-8")
+    with pytest.raises(WorkbenchError, match="holds alpaca records, whose text would be imported unchanged"):
+        import_file(tmp_workspace, src, "a", user="t", reasoning_markers="think")
+    import_file(tmp_workspace, src, "a", user="t")   # without the option the file imports as it is
+    with Store(tmp_workspace) as st:
+        assert [v.number for v in V.log(st, "a")] == [1]
