@@ -157,14 +157,32 @@ def render_card(workspace, dataset: str, version=None) -> str:
     return "\n".join(md)
 
 
-def card_path_beside(out: Path) -> Path:
+def card_path_beside(out: Path, dataset: str | None = None) -> Path:
     """Where an export's card goes: ``README.md`` in the export's folder when that file is
-    absent or was written by us (the :data:`MARKER` line), else ``<file name>.README.md``."""
+    absent, or was written by us (the :data:`MARKER` line) for the same ``dataset`` (its YAML
+    ``workbench.dataset``); else ``<file name>.README.md``, so exports of several datasets into
+    one folder keep one card each."""
     out = Path(out)
     readme = out.parent / "README.md"
-    if not readme.exists() or MARKER in readme.read_text(encoding="utf-8", errors="replace")[:20000]:
+    if not readme.exists():
+        return readme
+    text = readme.read_text(encoding="utf-8", errors="replace")[:20000]
+    if MARKER in text and (dataset is None or _card_dataset(text) == dataset):
         return readme
     return out.parent / f"{out.name}.README.md"
+
+
+def _card_dataset(text: str) -> str | None:
+    """The ``workbench.dataset`` of a card we wrote, or None."""
+    import yaml
+    if not text.startswith("---\n") or "\n---" not in text[4:]:
+        return None
+    try:
+        meta = yaml.safe_load(text[4:text.index("\n---", 4)])
+    except yaml.YAMLError:
+        return None
+    wb = meta.get("workbench") if isinstance(meta, dict) else None
+    return wb.get("dataset") if isinstance(wb, dict) else None
 
 
 def write_card(workspace, dataset: str, version, path: str | Path) -> Path:
@@ -176,4 +194,4 @@ def write_card(workspace, dataset: str, version, path: str | Path) -> Path:
 
 
 def write_card_beside(workspace, dataset: str, version, out: Path, *, fmt: str | None = None) -> Path:
-    return write_card(workspace, dataset, version, card_path_beside(out))
+    return write_card(workspace, dataset, version, card_path_beside(out, dataset))

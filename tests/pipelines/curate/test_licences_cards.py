@@ -74,3 +74,14 @@ def test_card_states_curation_log(ws):
     md = cards.render_card(ws, "d")
     assert "filter d v1 where (sample_id < 5): kept 4 of 21" in md
     assert '"op": "filter"' in md
+
+
+def test_two_datasets_exported_into_one_folder_keep_a_card_each(ws):
+    import_file(ws, ws.parent / "src" / "data.json", "e", user="local-admin")
+    first = export_version(ws, "d", None, "alpaca", ws / "out" / "d.json")
+    again = export_version(ws, "d", None, "alpaca", ws / "out" / "d2.json")   # same dataset: same card
+    second = export_version(ws, "e", None, "alpaca", ws / "out" / "e.json")
+    assert first["card"] == again["card"] == str(ws / "out" / "README.md")
+    assert second["card"] == str(ws / "out" / "e.json.README.md")
+    dataset_of = lambda p: yaml.safe_load(open(p).read().split("---")[1])["workbench"]["dataset"]  # noqa: E731
+    assert (dataset_of(first["card"]), dataset_of(second["card"])) == ("d", "e")
