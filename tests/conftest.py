@@ -72,3 +72,14 @@ def pytest_collection_modifyitems(session, config, items):
             return LONGEST_FIRST.index(rel)
         return len(LONGEST_FIRST) + (it.path not in heavy)
     items.sort(key=rank)
+
+
+@pytest.fixture(autouse=True)
+def _no_lock_deadline_leaks():
+    """``wb``'s ``main()`` caps every later lock wait of its process (it answers within 10 s of
+    the process start); a test that runs ``main()`` in the pytest process must not leave that cap
+    on the tests after it, whose worker started long ago (the cap would be 0.5 s)."""
+    from datastore import deadline
+    saved = deadline._answer_by
+    yield
+    deadline._answer_by = saved
