@@ -16,7 +16,7 @@ from datastore import Store
 from datastore import governance as G
 from datastore import versions as V
 
-from .licences import licence_lines, licence_list, warnings_for
+from .licences import licence_lines, licence_list, parse_front_matter, warnings_for
 
 MARKER = "<!-- written by Instruction Workbench: wb card -->"
 #: ``f(store, version) -> (title, markdown) | None``: extra card sections from other areas
@@ -174,14 +174,7 @@ def card_path_beside(out: Path, dataset: str | None = None) -> Path:
 
 def _card_dataset(text: str) -> str | None:
     """The ``workbench.dataset`` of a card we wrote, or None."""
-    import yaml
-    if not text.startswith("---\n") or "\n---" not in text[4:]:
-        return None
-    try:
-        meta = yaml.safe_load(text[4:text.index("\n---", 4)])
-    except yaml.YAMLError:
-        return None
-    wb = meta.get("workbench") if isinstance(meta, dict) else None
+    wb = parse_front_matter(text).get("workbench")
     return wb.get("dataset") if isinstance(wb, dict) else None
 
 
