@@ -112,20 +112,11 @@ def _seed_conversation(it, edit: dict) -> None:
                 st.session_state[_mk(it, i, f"call{j}_name")] = fn["name"]
             if "arguments" in fn:
                 args = fn["arguments"]
-                st.session_state[_mk(it, i, f"call{j}_args")] = (
-                    args if isinstance(args, str) and not _is_json(args) else common.arguments_json(args)[0])
+                st.session_state[_mk(it, i, f"call{j}_args")] = common.arguments_json(args)[0]  # text not JSON: as written
     if "tools" in edit:
         tools = edit["tools"]
         st.session_state[_k(it, "edit_tools")] = tools if isinstance(tools, str) else (
             json.dumps(tools, indent=2, ensure_ascii=False) if tools else "")
-
-
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except json.JSONDecodeError:
-        return False
-    return True
 
 
 def conversation_form(ws, user, task, it) -> None:
